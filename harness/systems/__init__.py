@@ -1,0 +1,1 @@
+"""One module per system: its experiments, plots and CLI commands (see harness.registry)."""
