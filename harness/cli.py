@@ -1,0 +1,296 @@
+"""The `recmine` command line.
+
+Errors are one line on stderr with exit code 2; `--debug` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from harness import backends, machine, registry
+from harness.store import DEFAULT_PATH, Store
+
+STORE_OPTION = click.option("--store", "store_path", type=click.Path(dir_okay=False, path_type=Path),
+                            default=DEFAULT_PATH, show_default=True, help="results store (SQLite file)")
+
+
+class UserError(click.ClickException):
+    """A one-line error caused by the user's input; exit code 2."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:
+        click.echo(f"recmine: error: {self.message}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--debug", is_flag=True, help="show tracebacks on errors")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Reference implementations, baselines and benchmark harness for Ekko, FAERY and G2Miner (OSDI 2022)."""
+    ctx.obj = {"debug": debug}
+
+
+# ---------------------------------------------------------------------------- env
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def env(as_json: bool) -> None:
+    """Show this machine, each backend's availability, and library versions."""
+    info = {"machine": machine.machine(), "read_bandwidth_gb_s": round(machine.read_bandwidth(1.0), 1),
+            "git_commit": machine.git_commit(),
+            "backends": {name: {"available": b.available, "reason": b.reason, "modelled": b.modelled, **b.details}
+                         for name, b in backends.probe_all().items()},
+            "versions": machine.library_versions()}
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    m = info["machine"]
+    click.echo(f"machine      {m['cpu']} — {m['cores']} cores, {m['memory_gb']} GB, {m['os']}")
+    click.echo(f"read b/w     {info['read_bandwidth_gb_s']} GB/s (numpy sum over 256 MB, best of 1 s)")
+    click.echo(f"python       {m['python']}    commit {info['git_commit']}")
+    click.echo("backends")
+    for name, b in backends.probe_all().items():
+        click.echo(f"  {name:<11} {b.summary()}")
+    click.echo("versions")
+    for lib, ver in info["versions"].items():
+        click.echo(f"  {lib:<26} {ver}")
+
+
+# ---------------------------------------------------------------------------- list
+
+@cli.command("list")
+@click.option("--system", help="only this system")
+@click.option("--tier", type=click.Choice(["quick", "full"]), help="only this tier")
+def list_(system: str | None, tier: str | None) -> None:
+    """Show every registered experiment and whether it can run here."""
+    exps = registry.experiments(system=system, tier=tier)
+    for exp in exps:
+        ok, why = backends.can_run(exp.backend, exp.requires)
+        tiers = "+".join(sorted(exp.tiers))
+        click.echo(f"{exp.id:<82} {exp.kind:<9} {tiers:<10} {'runs here' if ok else 'skip: ' + why}")
+    click.echo(f"{len(exps)} experiments", err=True)
+
+
+@cli.command("run")
+@click.argument("experiment_id")
+@click.option("--quick/--full", "quick", default=True, help="repeat settings (quick: fewer repeats)")
+def run_one(experiment_id: str, quick: bool) -> None:
+    """Run one experiment by id (see `recmine list`) and print its figures; nothing is stored."""
+    from harness.measure import Settings
+    from harness.runner import run
+
+    exp = registry.get(experiment_id)
+    ok, why = backends.can_run(exp.backend, exp.requires)
+    if not ok:
+        raise UserError(f"{exp.id} cannot run here: {why}")
+    outcome = run(exp, Settings.for_tier("quick" if quick else "full"))
+    for k, v in outcome.metrics.items():
+        click.echo(f"{k:<28} {v:.6g}")
+    if outcome.stats.get("iqr") is not None:
+        click.echo(f"{'iqr_s':<28} {outcome.stats['iqr']:.6g}   (n={outcome.stats['n']})")
+
+
+# ---------------------------------------------------------------------------- reproduce
+
+@cli.command()
+@click.option("--quick", "tier", flag_value="quick", default=True, help="small workloads, minutes on 2 cores (default)")
+@click.option("--full", "tier", flag_value="full", help="paper-like workloads, hours")
+@click.option("--system", help="only this system")
+@STORE_OPTION
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
+              show_default=True, help="where the report folder is written")
+@click.option("--force", is_flag=True, help="re-measure configurations already stored for this commit and machine")
+@click.option("--no-report", is_flag=True, help="measure only")
+@click.pass_context
+def reproduce(ctx: click.Context, tier: str, system: str | None, store_path: Path, out: Path, force: bool,
+              no_report: bool) -> None:
+    """Run every experiment of a tier (resuming a previous run), then write the report."""
+    from harness import report
+    from harness.measure import Settings
+    from harness.runner import Session, run_all
+
+    exps = registry.experiments(system=system, tier=tier)
+    if not no_report:
+        _check_writable_dir(out, "--out")
+    with _open_store(store_path) as store:
+        session = Session(store, "recmine " + shlex.join(sys.argv[1:]), tier)
+        click.echo(f"recmine: {len(exps)} experiments ({tier} tier) → {store_path}", err=True)
+        try:
+            summary = run_all(session, exps, Settings.for_tier(tier), force=force, debug=ctx.obj["debug"])
+        except KeyboardInterrupt:
+            click.echo("\nrecmine: interrupted; every finished result is stored. Run the same command to resume.",
+                       err=True)
+            sys.exit(130)
+        click.echo(f"recmine: {len(summary.measured)} measured, {len(summary.resumed)} already stored, "
+                   f"{len(summary.skipped)} skipped, {len(summary.failed)} failed", err=True)
+        for reason in sorted(set(summary.skipped.values())):
+            n = sum(1 for r in summary.skipped.values() if r == reason)
+            click.echo(f"  skipped {n}: {reason}", err=True)
+        for exp_id, error in summary.failed.items():
+            click.echo(f"  FAILED {exp_id}: {error}", err=True)
+        if not no_report:
+            path = report.write(store, out)
+            click.echo(f"report: {path.resolve()}")
+    if summary.failed:
+        sys.exit(1)
+
+
+# ---------------------------------------------------------------------------- claims and report
+
+@cli.command()
+@STORE_OPTION
+@click.option("--paper", type=click.Choice(["ekko", "faery", "g2miner"]), help="only this paper's claims")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def claims(store_path: Path, paper: str | None, as_json: bool) -> None:
+    """Show every paper claim with its verdict from the stored results."""
+    from harness import claims as claims_mod
+
+    rows = []
+    if store_path.exists():
+        with _open_store(store_path) as store:
+            rows = store.latest()
+    verdicts = claims_mod.evaluate([c for c in claims_mod.load() if paper in (None, c.paper)], rows)
+    if as_json:
+        click.echo(json.dumps([{"claim": v.claim.id, "paper": v.claim.paper, "compares": v.claim.compares,
+                                "paper_value": v.claim.paper_value, "measurement": v.measurement.label,
+                                "value": v.value, "kind": v.kind, "verdict": v.verdict, "reason": v.reason,
+                                "rows": list(v.row_ids)} for v in verdicts], indent=2))
+        return
+    colour = {"reproduced": "green", "direction holds": "yellow", "not reproduced": "red"}
+    for v in verdicts:
+        value = f"{v.value} ({v.kind})" if v.value else "—"
+        click.echo(f"{v.claim.id:<36} {v.claim.paper_value:<28.28} {value:<34.34} "
+                   + click.style(f"{v.verdict:<19}", fg=colour.get(v.verdict)) + f" {v.reason}".rstrip())
+        click.echo(f"{'':<36} ↳ {v.measurement.label}")
+
+
+@cli.command()
+@STORE_OPTION
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
+              show_default=True, help="where the report folder is written")
+def report(store_path: Path, out: Path) -> None:
+    """Write reports/<timestamp>/index.html and report.md from the stored results."""
+    from harness import report as report_mod
+
+    _check_writable_dir(out, "--out")
+    with _open_store(store_path, create=False) as store:
+        path = report_mod.write(store, out)
+    click.echo(f"report: {path.resolve()}")
+
+
+# ---------------------------------------------------------------------------- compare and gate
+
+@cli.command()
+@click.argument("before")
+@click.argument("after")
+@STORE_OPTION
+def compare(before: str, after: str, store_path: Path) -> None:
+    """Compare two runs (run ids, unique prefixes, or 'previous'/'latest'): significant change or noise."""
+    from harness import compare as cmp
+
+    with _open_store(store_path, create=False) as store:
+        changes = cmp.compare(cmp.run_rows(store, before), cmp.run_rows(store, after))
+    if not changes:
+        raise UserError("the two runs share no measured experiment")
+    for c in changes:
+        style = {"slower": "red", "faster": "green"}.get(c.label)
+        click.echo(f"{c.experiment_id:<80} {c.before:10.4g}s → {c.after:10.4g}s  {c.ratio:6.2f}×  "
+                   f"p={c.p_value:.3f}  " + click.style(c.label, fg=style))
+    slower = sum(c.label == "slower" for c in changes)
+    click.echo(f"{len(changes)} compared: {slower} significantly slower, "
+               f"{sum(c.label == 'faster' for c in changes)} significantly faster", err=True)
+
+
+@cli.command()
+@click.option("--reference", type=click.Path(dir_okay=False, path_type=Path), default=Path("ci/reference.json"),
+              show_default=True, help="reference ratios")
+@click.option("--threshold", type=float, help="fail when a ratio exceeds reference × threshold (default: the file's)")
+@click.option("--write", "write_ref", is_flag=True, help="measure and write the reference instead of checking it")
+def gate(reference: Path, threshold: float | None, write_ref: bool) -> None:
+    """Regression gate: fail (exit 1) when a gated ratio regressed beyond the threshold."""
+    from harness import compare as cmp
+    from harness.measure import Settings
+
+    figures, file_threshold = cmp.load_reference(reference)
+    threshold = threshold or file_threshold
+    if threshold <= 1:
+        raise UserError(f"--threshold must be above 1, got {threshold}")
+    for f in figures:
+        for exp_id in (f.numerator, f.denominator):
+            ok, why = backends.can_run(registry.get(exp_id).backend, registry.get(exp_id).requires)
+            if not ok:
+                raise UserError(f"gated figure {f.name}: {exp_id} cannot run here: {why}")
+    ratios = cmp.measure_ratios(figures, Settings(min_repeats=5, min_time_s=0.3))
+    if write_ref:
+        cmp.write_reference(reference, figures, ratios, threshold,
+                            {"commit": machine.git_commit(), "machine": machine.machine()["cpu"]})
+        click.echo(f"wrote {reference}")
+        return
+    results = cmp.gate(figures, ratios, threshold)
+    for r in results:
+        ref = "no reference" if r.figure.reference is None else f"reference {r.figure.reference:.3f}, limit {r.limit:.3f}"
+        status = click.style("REGRESSED", fg="red") if r.regressed else click.style("ok", fg="green")
+        click.echo(f"{r.figure.name:<44} ratio {r.ratio:.3f} ({ref})  {status}")
+    if any(r.regressed for r in results):
+        click.echo(f"recmine: gate failed: {sum(r.regressed for r in results)} figure(s) regressed beyond "
+                   f"{threshold}× their reference", err=True)
+        sys.exit(1)
+
+
+# ---------------------------------------------------------------------------- helpers and entry point
+
+def _open_store(path: Path, create: bool = True) -> Store:
+    try:
+        return Store(path, create=create)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _check_writable_dir(path: Path, option: str) -> None:
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"{option} {path}: not writable")
+
+
+def _mount_system_commands() -> None:
+    for name, mod in registry.system_modules().items():
+        group = getattr(mod, "cli", None)
+        if isinstance(group, click.Command):
+            cli.add_command(group, name)
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv[1:]
+    try:
+        _mount_system_commands()
+        cli.main(standalone_mode=False, prog_name="recmine")
+    except click.exceptions.Abort:
+        click.echo("recmine: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        if debug:
+            traceback.print_exc()
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (ValueError, OSError) as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"recmine: error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("\nrecmine: interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

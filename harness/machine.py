@@ -1,0 +1,95 @@
+"""What this machine is: CPU, memory, read bandwidth, library versions, git commit."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+LIBRARIES = ("recmine", "numpy", "numba", "llvmlite", "pandas", "seaborn", "click", "jinja2", "h5py",
+             "simpy", "msgpack", "pyopencl", "pocl-binary-distribution", "cupy-cuda13x", "cupy-cuda12x",
+             "faiss-cpu", "torch", "asv", "pytest-benchmark")
+
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return 0
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+@functools.cache
+def machine() -> dict[str, object]:
+    """The stable description of this machine (what identifies it in the results store)."""
+    info = {"hostname": platform.node(), "cpu": cpu_model(), "cores": cores(),
+            "memory_gb": round(memory_bytes() / 2**30, 1), "os": platform.platform(),
+            "python": platform.python_version()}
+    return info
+
+
+def machine_id() -> str:
+    m = machine()
+    key = f"{m['hostname']}|{m['cpu']}|{m['cores']}|{m['memory_gb']}"
+    return hashlib.sha1(key.encode()).hexdigest()[:12]
+
+
+def read_bandwidth(seconds: float = 1.0, megabytes: int = 256) -> float:
+    """Sustained read bandwidth in GB/s: repeated sums over a buffer larger than the caches."""
+    buf = np.ones(megabytes * 2**20 // 8)
+    buf.sum()
+    best = 0.0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        t0 = time.perf_counter()
+        buf.sum()
+        best = max(best, buf.nbytes / (time.perf_counter() - t0))
+    return best / 1e9
+
+
+@functools.cache
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+@functools.cache
+def git_commit() -> str:
+    """The commit of the source tree ("+dirty" when it has uncommitted changes), or "not a git checkout"."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=SOURCE_ROOT, capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode != 0:
+            return "not a git checkout"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=SOURCE_ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head.stdout.strip()[:12] + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "not a git checkout"

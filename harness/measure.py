@@ -1,0 +1,139 @@
+"""Timing with warm-up, repeats until both a minimum count and a minimum time, and robust statistics.
+
+Device work is synchronised before a clock is read: the GPU timer uses cupy
+events; OpenCL implementations return host arrays after `queue.finish()`, so the
+host clock is exact for them.  Peak memory is the process's resident high-water
+mark over the timed region (reset through /proc/self/clear_refs where Linux allows).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Settings:
+    warmup: int = 1
+    min_repeats: int = 5
+    min_time_s: float = 0.2
+    max_repeats: int = 1000
+    max_time_s: float = 30.0   # stop repeating after this, once min_repeats is reached
+
+    @classmethod
+    def for_tier(cls, tier: str) -> "Settings":
+        return cls(min_repeats=3, min_time_s=0.1, max_time_s=5.0) if tier == "quick" else cls()
+
+
+@dataclass
+class Measurement:
+    samples: list[float]
+    result: Any = field(repr=False, default=None)
+    peak_memory_bytes: int | None = None
+
+    @property
+    def median(self) -> float:
+        return float(np.median(self.samples))
+
+    @property
+    def q1(self) -> float:
+        return float(np.percentile(self.samples, 25))
+
+    @property
+    def q3(self) -> float:
+        return float(np.percentile(self.samples, 75))
+
+    @property
+    def iqr(self) -> float:
+        return self.q3 - self.q1
+
+    @property
+    def unstable(self) -> bool:
+        """pyperf's rule of thumb: a spread above 10% of the median makes the figure doubtful."""
+        return self.median > 0 and self.iqr / self.median > 0.10
+
+    def stats(self) -> dict[str, float]:
+        return {"median": self.median, "q1": self.q1, "q3": self.q3, "iqr": self.iqr,
+                "min": float(min(self.samples)), "max": float(max(self.samples)), "n": len(self.samples)}
+
+
+class HostTimer:
+    """perf_counter around a synchronous call."""
+
+    def time(self, fn: Callable[[], Any]) -> tuple[float, Any]:
+        t0 = time.perf_counter()
+        out = fn()
+        return time.perf_counter() - t0, out
+
+
+class CupyTimer:
+    """CUDA events on the current stream; the stop event is synchronised before reading."""
+
+    def __init__(self) -> None:
+        import cupy
+
+        self._cupy = cupy
+
+    def time(self, fn: Callable[[], Any]) -> tuple[float, Any]:
+        cp = self._cupy
+        start, stop = cp.cuda.Event(), cp.cuda.Event()
+        start.record()
+        out = fn()
+        stop.record()
+        stop.synchronize()
+        return cp.cuda.get_elapsed_time(start, stop) / 1e3, out
+
+
+def timer_for(backend: str) -> HostTimer | CupyTimer:
+    return CupyTimer() if backend == "gpu" else HostTimer()
+
+
+def measure(fn: Callable[[], Any], settings: Settings = Settings(),
+            timer: HostTimer | CupyTimer | None = None) -> Measurement:
+    """Warm up, then time `fn` until min_repeats and min_time_s are both reached (bounded by the maxima)."""
+    timer = timer or HostTimer()
+    out = None
+    for _ in range(settings.warmup):
+        _, out = timer.time(fn)
+    memory = PeakMemory()
+    samples: list[float] = []
+    began = time.perf_counter()
+    with memory:
+        while True:
+            dt, out = timer.time(fn)
+            samples.append(dt)
+            elapsed = time.perf_counter() - began
+            enough = len(samples) >= settings.min_repeats and elapsed >= settings.min_time_s
+            too_long = len(samples) >= settings.min_repeats and elapsed >= settings.max_time_s
+            if enough or too_long or len(samples) >= settings.max_repeats:
+                break
+    return Measurement(samples, out, memory.peak)
+
+
+class PeakMemory:
+    """Peak resident set size of this process inside the `with` block, in bytes (None where unknown)."""
+
+    _CLEAR = Path("/proc/self/clear_refs")
+    _STATUS = Path("/proc/self/status")
+
+    def __init__(self) -> None:
+        self.peak: int | None = None
+
+    def __enter__(self) -> "PeakMemory":
+        try:
+            self._CLEAR.write_text("5")  # reset VmHWM to the current RSS
+        except OSError:
+            pass
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            for line in self._STATUS.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    self.peak = int(line.split()[1]) * 1024
+        except OSError:
+            self.peak = None

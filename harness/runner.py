@@ -1,0 +1,150 @@
+"""Running experiments: build the trial, time or evaluate it, check it, store it."""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from harness import backends, machine
+from harness.measure import Settings, measure, timer_for
+from harness.registry import Experiment
+from harness.store import Store
+from workloads import catalog
+
+
+@dataclass
+class Outcome:
+    """What one experiment produced: its primary value (time_s), samples and figures."""
+
+    experiment: Experiment
+    value: float | None
+    samples: list[float]
+    stats: dict[str, float]
+    metrics: dict[str, float]
+    peak_memory_bytes: int | None = None
+    result: Any = field(default=None, repr=False)
+
+
+def run(exp: Experiment, settings: Settings = Settings(), check: bool = True) -> Outcome:
+    """Run one experiment (its backend must be available); raises on a failed check."""
+    data = catalog.load(exp.workload)
+    trial = exp.build(data, exp.p)
+    try:
+        if exp.kind == "measured":
+            m = measure(trial.run, settings, timer_for(exp.backend))
+            result, value, samples, stats, peak = m.result, m.median, m.samples, m.stats(), m.peak_memory_bytes
+            metrics = {"time_s": value}
+        else:
+            t0 = time.perf_counter()
+            result = trial.run()
+            wall = time.perf_counter() - t0
+            if not isinstance(result, dict):
+                raise TypeError(f"{exp.id}: a {exp.kind} trial must return a dict of figures")
+            value = result.get("time_s")
+            samples = [] if value is None else [float(value)]
+            stats = {"n": len(samples)}
+            peak = None
+            metrics = {k: float(v) for k, v in result.items() if _is_number(v)}
+            metrics[f"{exp.kind}_wall_s"] = wall  # how long the model/simulation itself took
+        if trial.metrics is not None:
+            metrics.update({k: float(v) for k, v in trial.metrics(result).items()})
+        if check and trial.check is not None:
+            trial.check(result)
+    finally:
+        if trial.teardown is not None:
+            trial.teardown()
+    return Outcome(exp, value, samples, stats, metrics, peak, result)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def device_name(backend: str) -> str:
+    if backend in ("gpu", "opencl"):
+        info = backends.probe(backend)
+        return str(info.details.get("device") or info.details.get("devices") or backend)
+    if backend == "fpga-model":
+        return "modelled: Xilinx VU35P (cycle-level model)"
+    return machine.cpu_model()
+
+
+class Session:
+    """One `reproduce`/`gate` run: provenance recorded once, rows written one by one."""
+
+    def __init__(self, store: Store, command: str, tier: str | None) -> None:
+        self.store = store
+        self.tier = tier
+        self.commit = machine.git_commit()
+        self.machine_id = machine.machine_id()
+        self.machine = machine.machine()
+        self.versions = machine.library_versions()
+        probes = {name: info.summary() for name, info in backends.probe_all().items()}
+        self.run_id = store.begin_run(command, tier, self.commit, self.machine_id, self.machine,
+                                      probes, self.versions)
+
+    def already_done(self, exp: Experiment) -> bool:
+        return self.store.done(exp.id, self.commit, self.machine_id)
+
+    def record(self, exp: Experiment, outcome: Outcome | None = None, error: str | None = None) -> int:
+        import numba
+
+        return self.store.add(
+            run_id=self.run_id, experiment_id=exp.id, system=exp.system, impl=exp.impl, backend=exp.backend,
+            workload=exp.workload, params=exp.p, kind=exp.kind, tier=self.tier,
+            status="ok" if error is None else "failed", error=error,
+            value=None if outcome is None else outcome.value,
+            samples=[] if outcome is None else outcome.samples,
+            stats={} if outcome is None else outcome.stats,
+            metrics={} if outcome is None else outcome.metrics,
+            peak_memory_bytes=None if outcome is None else outcome.peak_memory_bytes,
+            threads=numba.get_num_threads(), device=device_name(exp.backend),
+            git_commit=self.commit, machine_id=self.machine_id, machine=self.machine, versions=self.versions)
+
+
+@dataclass
+class Summary:
+    measured: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def run_all(session: Session, exps: Iterable[Experiment], settings: Settings, force: bool = False,
+            progress: bool = True, debug: bool = False) -> Summary:
+    """Run experiments in order, storing each result as it completes; resumable."""
+    from tqdm import tqdm
+
+    exps = list(exps)
+    summary = Summary()
+    interactive = sys.stderr.isatty()
+    bar = tqdm(exps, desc="experiments", unit="exp", disable=not progress, file=sys.stderr,
+               mininterval=0.1 if interactive else 10.0,
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}")
+    for exp in bar:
+        if interactive:
+            bar.set_postfix_str(exp.id[-60:], refresh=False)
+        ok, why = backends.can_run(exp.backend, exp.requires)
+        if not ok:
+            summary.skipped[exp.id] = why
+            continue
+        if not force and session.already_done(exp):
+            summary.resumed.append(exp.id)
+            continue
+        try:
+            outcome = run(exp, settings)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            if debug:
+                traceback.print_exc()
+            session.record(exp, error=message)
+            summary.failed[exp.id] = message
+            continue
+        session.record(exp, outcome)
+        summary.measured.append(exp.id)
+    return summary
