@@ -17,6 +17,26 @@ import click
 from harness import backends, machine, registry
 from harness.store import DEFAULT_PATH, Store
 
+def _filters(f):
+    f = click.option("--workload", help="only experiments on this workload")(f)
+    f = click.option("--backend", help="only experiments on this backend (cpu, gpu, opencl, fpga-model)")(f)
+    return click.option("--system", help="only this system")(f)
+
+
+def _select(system: str | None, tier: str | None, backend: str | None, workload: str | None) -> list:
+    """Registered experiments matching the filters; unknown names are an error, not an empty list."""
+    from workloads import catalog
+
+    selector = {}
+    if backend is not None:
+        backends.probe(backend)  # ValueError naming the known backends
+        selector["backend"] = backend
+    if workload is not None:
+        catalog.get(workload)    # ValueError naming the known workloads
+        selector["workload"] = workload
+    return registry.experiments(system=system, tier=tier, selector=selector)
+
+
 STORE_OPTION = click.option("--store", "store_path", type=click.Path(dir_okay=False, path_type=Path),
                             default=DEFAULT_PATH, show_default=True, help="results store (SQLite file)")
 
@@ -67,11 +87,11 @@ def env(as_json: bool) -> None:
 # ---------------------------------------------------------------------------- list
 
 @cli.command("list")
-@click.option("--system", help="only this system")
+@_filters
 @click.option("--tier", type=click.Choice(["quick", "full"]), help="only this tier")
-def list_(system: str | None, tier: str | None) -> None:
+def list_(system: str | None, backend: str | None, workload: str | None, tier: str | None) -> None:
     """Show every registered experiment and whether it can run here."""
-    exps = registry.experiments(system=system, tier=tier)
+    exps = _select(system, tier, backend, workload)
     for exp in exps:
         ok, why = backends.can_run(exp.backend, exp.requires)
         tiers = "+".join(sorted(exp.tiers))
@@ -103,21 +123,21 @@ def run_one(experiment_id: str, quick: bool) -> None:
 @cli.command()
 @click.option("--quick", "tier", flag_value="quick", default=True, help="small workloads, minutes on 2 cores (default)")
 @click.option("--full", "tier", flag_value="full", help="paper-like workloads, hours")
-@click.option("--system", help="only this system")
+@_filters
 @STORE_OPTION
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
               show_default=True, help="where the report folder is written")
 @click.option("--force", is_flag=True, help="re-measure configurations already stored for this commit and machine")
 @click.option("--no-report", is_flag=True, help="measure only")
 @click.pass_context
-def reproduce(ctx: click.Context, tier: str, system: str | None, store_path: Path, out: Path, force: bool,
-              no_report: bool) -> None:
+def reproduce(ctx: click.Context, tier: str, system: str | None, backend: str | None, workload: str | None,
+              store_path: Path, out: Path, force: bool, no_report: bool) -> None:
     """Run every experiment of a tier (resuming a previous run), then write the report."""
     from harness import report
     from harness.measure import Settings
     from harness.runner import Session, run_all
 
-    exps = registry.experiments(system=system, tier=tier)
+    exps = _select(system, tier, backend, workload)
     if not no_report:
         _check_writable_dir(out, "--out")
     with _open_store(store_path) as store:

@@ -69,7 +69,9 @@ def get(name: str) -> Workload:
     """The workload called `name`; ValueError naming the known ones otherwise."""
     known = all_workloads()
     if name not in known:
-        raise ValueError(f"unknown workload {name!r}; known workloads: {', '.join(sorted(known))}")
+        names = sorted(known)
+        shown = ", ".join(names[:15]) + (f", ... ({len(names) - 15} more: `recmine list` shows them)" if len(names) > 15 else "")
+        raise ValueError(f"unknown workload {name!r}; known workloads: {shown}")
     return known[name]
 
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-# Tile sizes keep the score tile (query_tile x corpus_tile float32) near the L2 cache
-# for large batches, and a single query's GEMV long enough to stream the corpus.
+# A score tile holds at most SCORE_TILE floats (16 MB): large batches get short corpus
+# tiles, and a single query streams the corpus in one long GEMV instead of paying
+# BLAS's per-call thread wake-up once per short tile.
 QUERY_TILE = 256
-CORPUS_TILE = 1 << 15
+SCORE_TILE = 1 << 22
+MIN_CORPUS_TILE = 1 << 12
 
 
 @numba.njit(cache=True, nogil=True)
@@ -59,8 +61,9 @@ class Searcher:
             q = queries[q0:q0 + QUERY_TILE]
             heap_scores = np.full((q.shape[0], k), -np.inf, dtype=np.float32)
             heap_ids = np.full((q.shape[0], k), -1, dtype=np.int64)
-            for c0 in range(0, n, CORPUS_TILE):
-                block = self.corpus[c0:c0 + CORPUS_TILE]
+            corpus_tile = max(MIN_CORPUS_TILE, SCORE_TILE // q.shape[0])
+            for c0 in range(0, n, corpus_tile):
+                block = self.corpus[c0:c0 + corpus_tile]
                 if block.dtype != np.float32:  # fp16 storage: widen one tile for BLAS
                     block = block.astype(np.float32)
                 _push_tile(q @ block.T, c0, heap_scores, heap_ids)

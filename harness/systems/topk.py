@@ -90,3 +90,44 @@ PLOTS = [
      "select": {"system": "topk", "batch": 1, "workload": "gaussian-*-fp32"},
      "x": "size.n", "y": "time_s", "hue": "impl", "logx": True, "logy": True},
 ]
+
+
+# ---------------------------------------------------------------------------- CLI: search a user's own files
+
+import click  # noqa: E402  (the CLI is optional for library users of this module)
+
+
+@click.group(help="Exact top-K retrieval on your own embedding files.")
+def cli() -> None:
+    pass
+
+
+@cli.command("search")
+@click.argument("corpus", type=click.Path(dir_okay=False))
+@click.option("--queries", type=click.Path(dir_okay=False),
+              help="query file (default: an ann-benchmarks file's 'test' set, or 16 rows of the corpus)")
+@click.option("--k", type=int, default=10, show_default=True)
+@click.option("--impl", type=click.Choice(["faiss_topk", "faiss-cpu", "numpy"]), default="faiss_topk",
+              show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="write ids and scores to this .npz")
+def search_command(corpus: str, queries: str | None, k: int, impl: str, out: str | None) -> None:
+    """Top-K of each query in CORPUS (.npy, .fvecs, .bvecs, .hdf5), with the median time of 5 runs."""
+    from pathlib import Path
+
+    from harness.measure import Settings, measure
+    from workloads.embeddings import check_k, load_embedding_set
+
+    data = load_embedding_set(corpus, queries, queries=16)
+    check_k(k, data.n, 2048 if impl == "faiss_topk" else None, impl)
+    if out is not None and not Path(out).resolve().parent.is_dir():
+        raise ValueError(f"--out {out}: its folder does not exist")
+    trial = IMPLS[impl][0](data, {"k": k, "batch": data.queries.shape[0]})
+    m = measure(trial.run, Settings(min_repeats=5, min_time_s=0.0))
+    scores, ids = m.result
+    click.echo(f"{impl}: {data.queries.shape[0]} queries against {data.n:,} x {data.d} {data.corpus.dtype} "
+               f"in {m.median * 1e3:.2f} ms (median of {len(m.samples)}, IQR {m.iqr * 1e3:.2f} ms)")
+    for row in range(min(3, ids.shape[0])):
+        click.echo(f"  query {row}: ids {ids[row][:10].tolist()}{' ...' if k > 10 else ''}")
+    if out is not None:
+        np.savez(out, ids=ids, scores=scores)
+        click.echo(f"wrote {out}")

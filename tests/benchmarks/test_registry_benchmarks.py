@@ -1,0 +1,41 @@
+"""pytest-benchmark micro-benchmarks, generated from the experiment registry.
+
+One benchmark per system, implementation and backend: its smallest quick-tier
+experiment.  In the normal test run (`--benchmark-disable`) each runs once and
+its result is checked, so these double as correctness tests.  Timing runs and
+the compare-fail gate are in the README.
+"""
+
+import pytest
+
+from harness import backends, registry
+from workloads import catalog
+
+
+def _smallest_per_implementation() -> list[str]:
+    picked: dict[tuple[str, str, str], tuple[registry.Experiment, float]] = {}
+    for exp in registry.experiments(tier="quick"):
+        if exp.kind != "measured":
+            continue
+        key = (exp.system, exp.impl, exp.backend)
+        size = catalog.get(exp.workload).size
+        weight = size.get("bytes") or size.get("edges") or size.get("n") or 0
+        if key not in picked or weight < picked[key][1]:
+            picked[key] = (exp, weight)
+    return sorted(exp.id for exp, _ in picked.values())
+
+
+@pytest.mark.parametrize("experiment_id", _smallest_per_implementation())
+def test_kernel(benchmark, experiment_id):
+    exp = registry.get(experiment_id)
+    ok, why = backends.can_run(exp.backend, exp.requires)
+    if not ok:
+        pytest.skip(why)
+    trial = exp.build(catalog.load(exp.workload), exp.p)
+    try:
+        result = benchmark(trial.run)
+        if trial.check is not None:
+            trial.check(result)
+    finally:
+        if trial.teardown is not None:
+            trial.teardown()

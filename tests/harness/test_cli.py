@@ -1,0 +1,98 @@
+"""The recmine command line, end to end on the CPU top-K slice."""
+
+import html
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from harness import claims, runner
+from harness.cli import cli
+from harness.store import Store
+
+SMALL = ["--system", "topk", "--workload", "gaussian-25k-d128-fp32"]
+
+
+def recmine(*args):
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_env_json_reports_every_backend():
+    out = recmine("env", "--json")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert set(info["backends"]) == {"cpu", "gpu", "opencl", "fpga-model"}
+    assert info["backends"]["fpga-model"]["modelled"] is True
+    assert info["read_bandwidth_gb_s"] > 0 and info["machine"]["cores"] >= 1
+    for name, b in info["backends"].items():
+        assert b["available"] or b["reason"], f"{name} is unavailable without a reason"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "no/such/experiment"], "unknown experiment"),
+    (["list", "--backend", "tpu"], "unknown backend 'tpu'"),
+    (["list", "--workload", "nope"], "unknown workload 'nope'"),
+    (["list", "--system", "nope"], "unknown system 'nope'"),
+    (["report", "--store", "/nonexistent/r.sqlite"], "does not exist"),
+    (["reproduce", "--out", "/proc/version/x"], "--out /proc/version/x: not writable"),
+    (["gate", "--reference", "/nonexistent.json"], "no such reference file"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    out = recmine(*args)
+    assert out.returncode == 2, out
+    assert message in out.stderr and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    assert "Traceback" in recmine("--debug", *args).stderr
+
+
+def test_reproduce_is_resumable_after_an_interrupt(tmp_path, monkeypatch):
+    store = tmp_path / "r.sqlite"
+    real_run, calls = runner.run, []
+
+    def interrupted(*a, **kw):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_run(*a, **kw)
+
+    monkeypatch.setattr(runner, "run", interrupted)
+    result = CliRunner().invoke(cli, ["reproduce", *SMALL, "--store", str(store), "--no-report"])
+    assert result.exit_code == 130
+    with Store(store) as s:
+        assert len(s.latest()) == 2
+    monkeypatch.setattr(runner, "run", real_run)
+    result = CliRunner().invoke(cli, ["reproduce", *SMALL, "--store", str(store), "--out", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    assert "2 already stored" in result.output
+    with Store(store) as s:
+        rows = s.latest()
+    assert len(rows) == 6 and all(r["git_commit"] and r["versions"]["numpy"] for r in rows)
+    index = next((tmp_path / "rep").glob("*/index.html"))
+    page = html.unescape(index.read_text())
+    for c in claims.load():
+        assert c.compares in page and c.paper_value in page, c.id
+    assert "faiss-cpu" in page and (index.parent / "report.md").exists()
+    claims_out = CliRunner().invoke(cli, ["claims", "--store", str(store), "--json"])
+    verdicts = json.loads(claims_out.output)
+    assert {v["verdict"] for v in verdicts} <= set(claims.VERDICTS)
+    assert len(verdicts) == sum(len(c.measurements) for c in claims.load())
+
+
+def test_gate_passes_on_its_reference_and_fails_on_a_planted_2x_slowdown(tmp_path, monkeypatch):
+    ref = tmp_path / "reference.json"
+    exp = "topk/{}/cpu/gaussian-25k-d128-fp32/batch=64,k=100"
+    ref.write_text(json.dumps({"threshold": 1.5, "figures": [
+        {"name": "faiss_topk/numpy", "numerator": exp.format("faiss_topk"), "denominator": exp.format("numpy")}]}))
+    result = CliRunner().invoke(cli, ["gate", "--reference", str(ref), "--write"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(ref.read_text())["figures"][0]["ratio"] > 0
+    result = CliRunner().invoke(cli, ["gate", "--reference", str(ref)])
+    assert result.exit_code == 0, result.output
+
+    from baselines.faiss_topk import cpu
+
+    search = cpu.Searcher.search
+    monkeypatch.setattr(cpu.Searcher, "search", lambda self, q, k: (search(self, q, k), search(self, q, k))[1])
+    result = CliRunner().invoke(cli, ["gate", "--reference", str(ref)])
+    assert result.exit_code == 1 and "REGRESSED" in result.output

@@ -1,0 +1,34 @@
+"""Measurement: repeat rules and statistics (no timing assertions)."""
+
+import numpy as np
+
+from harness.compare import mann_whitney_p
+from harness.measure import Measurement, PeakMemory, Settings, measure
+
+
+def test_repeats_until_both_count_and_time():
+    calls = []
+    m = measure(lambda: calls.append(1), Settings(warmup=2, min_repeats=7, min_time_s=0.0))
+    assert len(m.samples) == 7 and len(calls) == 9
+    m = measure(lambda: None, Settings(warmup=0, min_repeats=1, min_time_s=0.05, max_repeats=10**9))
+    assert sum(m.samples) <= 0.05 + 1 and len(m.samples) > 1
+
+
+def test_statistics():
+    m = Measurement([1.0, 2.0, 3.0, 4.0, 100.0])
+    assert m.median == 3.0 and m.q1 == 2.0 and m.q3 == 4.0 and m.iqr == 2.0 and m.unstable
+    assert not Measurement([1.0, 1.01, 0.99]).unstable
+
+
+def test_peak_memory_sees_a_large_allocation():
+    with PeakMemory() as mem:
+        block = np.ones(64 * 2**20 // 8)
+        del block
+    assert mem.peak is None or mem.peak >= 64 * 2**20
+
+
+def test_mann_whitney_separates_shifted_samples_from_noise():
+    rng = np.random.default_rng(0)
+    a = list(rng.normal(1.0, 0.01, 30))
+    assert mann_whitney_p(a, list(rng.normal(1.0, 0.01, 30))) > 0.01
+    assert mann_whitney_p(a, list(rng.normal(1.2, 0.01, 30))) < 1e-6

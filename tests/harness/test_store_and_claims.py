@@ -1,0 +1,128 @@
+"""Results store, claims file and verdict rules."""
+
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from harness import claims
+from harness.store import SCHEMA_VERSION, Row, Store
+
+PAPERS = Path(__file__).resolve().parents[2].parent / "shared" / "papers"
+
+
+def add_row(store, run_id, impl, backend, value, workload="w", metrics=None, **params):
+    return store.add(run_id=run_id, experiment_id=f"s/{impl}/{backend}/{workload}/{params}", system="s", impl=impl,
+                     backend=backend, workload=workload, params=params, kind="measured", tier="quick", status="ok",
+                     value=value, samples=[value] * 3, stats={"n": 3}, metrics=metrics or {}, threads=1,
+                     device="cpu", git_commit="abc", machine_id="m1", machine={"cpu": "x"}, versions={})
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path / "r.sqlite") as s:
+        yield s
+
+
+def begin(store):
+    return store.begin_run("test", "quick", "abc", "m1", {}, {}, {})
+
+
+def test_rows_round_trip_with_provenance(store):
+    run = begin(store)
+    row_id = add_row(store, run, "a", "cpu", 0.5, k=10)
+    (row,) = store.latest()
+    assert row["id"] == row_id and row["params"] == {"k": 10} and row["samples"] == [0.5] * 3
+    assert row.fields()["k"] == 10 and row.metric("time_s") == 0.5
+    assert store.done(row["experiment_id"], "abc", "m1") and not store.done(row["experiment_id"], "def", "m1")
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "new.sqlite"
+    Store(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION + 1),))
+    with pytest.raises(ValueError, match="newer recmine"):
+        Store(path)
+
+
+def test_unwritable_store_is_refused(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="cannot use results store"):
+        Store(blocker / "r.sqlite")
+
+
+def test_claims_file_covers_every_paper_claim():
+    loaded = claims.load()
+    assert {c.paper for c in loaded} == {"ekko", "faery", "g2miner"}
+    text = " ".join(f"{c.paper_value} {c.compares}" for c in loaded)
+    # Every number in the papers' claims tables appears in a claim's paper value.
+    for paper in ("ekko", "faery", "g2miner"):
+        notes = (PAPERS / f"{paper}.md")
+        if not notes.exists():
+            pytest.skip("paper notes not beside the checkout")
+        table = notes.read_text().split("## Claims", 1)[1].split("\n## ", 1)[0]
+        for line in table.splitlines()[2:]:
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if len(cells) < 2 or not cells[1]:
+                continue
+            for number in re.findall(r"\d+(?:[.,]\d+)?", cells[1].split("(")[0]):
+                assert number in text, f"{paper}: claim '{cells[0]}' ({number}) is missing from claims.toml"
+
+
+def test_bad_claims_file_names_the_claim(tmp_path):
+    bad = tmp_path / "c.toml"
+    bad.write_text('[[claims]]\nid = "x"\npaper = "p"\nsource = "s"\ncompares = "c"\npaper_value = "1"\n'
+                   '[[claims.measurements]]\nlabel = "l"\nmeasure = { kind = "nope" }\ntolerance = { rule = "range" }\n')
+    with pytest.raises(ValueError, match="claim x: measure.kind"):
+        claims.load(bad)
+
+
+def claim(measure, tolerance, **kw):
+    m = claims.Measurement(label="l", measure=measure, tolerance=tolerance, **kw)
+    return claims.Claim("c", "p", "s", "cmp", "v", (m,)), m
+
+
+RATIO = {"kind": "ratio", "metric": "time_s", "numerator": {"impl": "base"}, "denominator": {"impl": "new"},
+         "pair_on": ["workload"], "aggregate": "range"}
+
+
+@pytest.mark.parametrize("base_time,verdict", [(3.0, claims.REPRODUCED), (20.0, claims.DIRECTION_HOLDS),
+                                               (0.5, claims.NOT_REPRODUCED)])
+def test_ratio_verdicts(store, base_time, verdict):
+    run = begin(store)
+    add_row(store, run, "base", "cpu", base_time)
+    add_row(store, run, "new", "cpu", 1.0)
+    add_row(store, run, "base", "cpu", 99.0, workload="unpaired")
+    c, m = claim(RATIO, {"rule": "range", "low": 1.21, "high": 12.27})
+    v = claims.judge(c, m, store.latest())
+    assert v.verdict == verdict and v.values == (base_time,) and len(v.row_ids) == 2
+
+
+def test_ratios_never_pair_rows_from_different_machines(store):
+    run = begin(store)
+    add_row(store, run, "base", "cpu", 3.0)
+    rows = [Row({**r.data, "machine_id": "other"}) if r["impl"] == "new" else r
+            for r in (store.latest() + [store.rows("id=?", (add_row(store, run, "new", "cpu", 1.0),))[0]])]
+    c, m = claim(RATIO, {"rule": "range", "low": 1, "high": 5})
+    assert claims.judge(c, m, rows).verdict == claims.NOT_MEASURED
+
+
+def test_unmeasured_and_unmeasurable(store):
+    c, m = claim(RATIO, {"rule": "factor", "target": 2, "factor": 1.5})
+    assert claims.judge(c, m, []).verdict == claims.NOT_MEASURED
+    c, m = claim(RATIO, {"rule": "factor", "target": 2, "factor": 1.5}, requires={"gpus": 99})
+    v = claims.judge(c, m, [])
+    assert v.verdict == claims.NOT_MEASURABLE and "99" in v.reason
+    c, m = claim(RATIO, {"rule": "factor", "target": 2, "factor": 1.5}, not_measurable="needs 8 GPUs")
+    assert claims.judge(c, m, []).reason == "needs 8 GPUs"
+
+
+def test_hardware_bound_figures_are_shown_not_judged(store):
+    run = begin(store)
+    add_row(store, run, "sim", "cpu", 1.0, metrics={"latency_p99_s": 2.0})
+    c, m = claim({"kind": "metric", "metric": "latency_p99_s", "select": {"impl": "sim"}}, {"rule": "hardware_bound"})
+    v = claims.judge(c, m, store.latest())
+    assert v.verdict == claims.NOT_MEASURABLE and v.value == "2" and "not judged" in v.reason
