@@ -141,6 +141,11 @@ def _unmet_requirement(req: dict[str, Any]) -> str:
     return ""
 
 
+def values(measure: dict[str, Any], rows: list[Row]) -> tuple[list[float], list[Row]]:
+    """The values a measure spec yields from stored rows, and the rows they came from."""
+    return _values(measure, rows)
+
+
 def _values(measure: dict[str, Any], rows: list[Row]) -> tuple[list[float], list[Row]]:
     metric = measure.get("metric", "time_s")
     if measure["kind"] == "metric":

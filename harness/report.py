@@ -62,6 +62,24 @@ def speedup_tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return out
 
 
+def baseline_strength(rows: list[Row]) -> list[dict[str, Any]]:
+    """Each system's BASELINE_STRENGTH specs: the real library's time / our baseline's, paired per configuration.
+
+    Above 1, our baseline is faster than the real thing; a speedup over a baseline
+    is only as honest as this ratio is close to or above 1.
+    """
+    out = []
+    for system, mod in registry.system_modules().items():
+        for spec in getattr(mod, "BASELINE_STRENGTH", []):
+            measure = {"kind": "ratio", "metric": "time_s", "numerator": spec["real"], "denominator": spec["ours"],
+                       "pair_on": spec.get("pair_on", ["workload"])}
+            vals, used = claims_mod.values(measure, rows)
+            out.append({"system": system, "label": spec["label"], "n": len(vals),
+                        "min": min(vals) if vals else None, "median": float(pd.Series(vals).median()) if vals else None,
+                        "max": max(vals) if vals else None, "rows": sorted(r["id"] for r in used)})
+    return out
+
+
 def plots(frame: pd.DataFrame, out: Path) -> list[dict[str, str]]:
     """Draw every system's PLOTS spec that has data; return [{title, file}]."""
     import matplotlib
@@ -156,6 +174,7 @@ def write(store: Store, out: str | os.PathLike = "reports") -> Path:
         "tables": {s: _html_table(t) for s, t in tables.items()},
         "plots": made,
         "failures": store.failures(),
+        "strength": baseline_strength(rows),
         "provenance": _html_table(frame[["id", "experiment", "kind", "time_s", "iqr_s", "n", "peak_mb", "threads",
                                          "device", "machine", "commit", "run", "created"]] if not frame.empty else frame,
                                   anchor_col="id"),
@@ -192,6 +211,10 @@ def _fmt_cell(v: Any) -> str:
 
 def _markdown(ctx: dict[str, Any], verdicts: list[claims_mod.Verdict], tables: dict[str, pd.DataFrame]) -> str:
     lines = ["# recmine report", "", f"Generated {ctx['generated']} from `{ctx['store']}`.", "",
+             "## Baseline strength (real library time / our baseline's time; above 1: ours is faster)", "",
+             "| system | comparison | pairs | min | median | max |", "|---|---|---|---|---|---|",
+             *[f"| {b['system']} | {b['label']} | {b['n']} | {_fmt_cell(b['min'])} | {_fmt_cell(b['median'])} | "
+               f"{_fmt_cell(b['max'])} |" for b in ctx["strength"]], "",
              "## Claims", "", "| paper | claim | paper value | measurement | value here | verdict | note |",
              "|---|---|---|---|---|---|---|"]
     for v in verdicts:

@@ -67,6 +67,9 @@ def build_numpy(data: EmbeddingSet, p: dict[str, Any]) -> Trial:
 
 # The report divides the real library's time by each implementation's: above 1 is faster than faiss-cpu.
 SPEEDUP_BASELINE = "faiss-cpu"
+BASELINE_STRENGTH = [{"label": "faiss-cpu / baselines.faiss_topk (CPU), same data and batch",
+                      "real": {"system": "topk", "impl": "faiss-cpu"}, "ours": {"system": "topk", "impl": "faiss_topk"},
+                      "pair_on": ["workload", "k", "batch"]}]
 
 IMPLS = {"faiss_topk": (build_faiss_topk, ()), "faiss-cpu": (build_faiss_cpu, ("faiss",)),
          "numpy": (build_numpy, ())}
