@@ -302,7 +302,7 @@ def main() -> None:
             traceback.print_exc()
         exc.show()
         sys.exit(exc.exit_code)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, MemoryError) as exc:  # MemoryError: a device allocation, with its size
         if debug:
             traceback.print_exc()
         click.echo(f"recmine: error: {exc}", err=True)
