@@ -162,7 +162,10 @@ def _values(measure: dict[str, Any], rows: list[Row]) -> tuple[list[float], list
     for r in num:
         d = by_key.get(key(r))
         if d is not None and d["id"] != r["id"]:
-            values.append(r.metric(metric) / d.metric(metric))
+            ratio = r.metric(metric) / d.metric(metric)
+            if "per" in measure:  # e.g. per = "gpus": a speedup per device, i.e. parallel efficiency
+                ratio /= float(d.fields()[measure["per"]])
+            values.append(ratio)
             used += [r, d]
     return values, used
 

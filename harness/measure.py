@@ -28,6 +28,12 @@ class Settings:
     def for_tier(cls, tier: str) -> "Settings":
         return cls(min_repeats=3, min_time_s=0.1, max_time_s=5.0) if tier == "quick" else cls()
 
+    def with_repeats(self, repeats: int | None) -> "Settings":
+        """These settings, or exactly `repeats` timed runs after one warm-up (for experiments of minutes)."""
+        if repeats is None:
+            return self
+        return Settings(warmup=1, min_repeats=repeats, min_time_s=0.0, max_repeats=repeats, max_time_s=0.0)
+
 
 @dataclass
 class Measurement:

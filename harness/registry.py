@@ -53,6 +53,7 @@ class Experiment:
     tiers: frozenset[str] = frozenset({"quick", "full"})
     requires: tuple[str, ...] = ()
     description: str = ""
+    repeats: int | None = None   # timed repeats for slow experiments (after one warm-up); None: the tier's rule
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

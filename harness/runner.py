@@ -34,7 +34,7 @@ def run(exp: Experiment, settings: Settings = Settings(), check: bool = True) ->
     trial = exp.build(data, exp.p)
     try:
         if exp.kind == "measured":
-            m = measure(trial.run, settings, timer_for(exp.backend))
+            m = measure(trial.run, settings.with_repeats(exp.repeats), timer_for(exp.backend))
             result, value, samples, stats, peak = m.result, m.median, m.samples, m.stats(), m.peak_memory_bytes
             metrics = {"time_s": value}
         else:

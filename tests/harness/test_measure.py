@@ -32,3 +32,9 @@ def test_mann_whitney_separates_shifted_samples_from_noise():
     a = list(rng.normal(1.0, 0.01, 30))
     assert mann_whitney_p(a, list(rng.normal(1.0, 0.01, 30))) > 0.01
     assert mann_whitney_p(a, list(rng.normal(1.2, 0.01, 30))) < 1e-6
+
+
+def test_slow_experiments_run_exactly_their_repeats():
+    calls = []
+    m = measure(lambda: calls.append(1), Settings().with_repeats(2))
+    assert len(m.samples) == 2 and len(calls) == 3

@@ -126,3 +126,14 @@ def test_hardware_bound_figures_are_shown_not_judged(store):
     c, m = claim({"kind": "metric", "metric": "latency_p99_s", "select": {"impl": "sim"}}, {"rule": "hardware_bound"})
     v = claims.judge(c, m, store.latest())
     assert v.verdict == claims.NOT_MEASURABLE and v.value == "2" and "not judged" in v.reason
+
+
+def test_per_divides_each_ratio_by_the_denominators_parameter(store):
+    run = begin(store)
+    add_row(store, run, "one", "gpu", 8.0, gpus=1)
+    add_row(store, run, "many", "gpu", 2.5, gpus=4)
+    measure = {"kind": "ratio", "metric": "time_s", "numerator": {"impl": "one"}, "denominator": {"impl": "many"},
+               "pair_on": ["workload"], "per": "gpus", "aggregate": "min"}
+    c, m = claim(measure, {"rule": "at_least", "value": 0.8})
+    v = claims.judge(c, m, store.latest())
+    assert v.values == (0.8,) and v.verdict == claims.REPRODUCED
