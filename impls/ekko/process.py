@@ -1,0 +1,401 @@
+"""Ekko on real processes: one OS process per parameter server, TCP on 127.0.0.1, msgpack.
+
+Each server process runs the same sans-IO `EkkoServer` as the simulation, driven by
+an asyncio loop: a TCP listener, one outbound connection per peer, a sync ticker.
+Messages are msgpack maps (numpy arrays travel as raw bytes); msgpack frames itself,
+so a connection is a plain stream of maps.
+
+Writes from training arrive on a control connection, in numbered batches; a server
+appends them to its write-ahead log before acknowledging and ignores a batch number
+it already logged (a retry after a lost ack), so an acknowledged update survives a kill:
+a restarted server replays its log (same versions) and pulls the rest from its
+peers.  It starts with a new incarnation, so no peer trusts its old shard versions.
+
+`run_cluster` is the driver: it starts the servers, feeds the update stream to the
+DC-0 servers, optionally kills and restarts one server, waits until every replica of
+every shard has the same digest, stops everything and reports the throughput.  A
+server that dies unexpectedly is reported by id with the tail of its log; every wait
+is bounded.  Traffic runs on plain loopback (no network namespaces, no tc delay).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from impls.ekko.core import EkkoServer, ProtocolConfig, PullRequest, PullResponse, ShardDelta, ShardPull, Send
+from workloads.ekko_updates import UpdateStream
+
+I64 = np.int64
+
+
+# ------------------------------------------------------------------------------ encoding
+
+
+def encode(message: PullRequest | PullResponse) -> dict[str, Any]:
+    if isinstance(message, PullRequest):
+        return {"k": "pull", "src": message.src,
+                "s": [[p.shard, p.vv.tobytes(), p.seen_incarnation, p.seen_shard_version] for p in message.shards]}
+    return {"k": "delta", "src": message.src,
+            "s": [[d.shard, d.path, d.keys.tobytes(), d.versions.tobytes(), d.values.tobytes(), d.vv.tobytes(),
+                   d.incarnation, d.shard_version, d.keys_compared] for d in message.shards]}
+
+
+def decode(msg: dict[str, Any], dim: int) -> PullRequest | PullResponse:
+    if msg["k"] == "pull":
+        return PullRequest(msg["src"], [ShardPull(s, np.frombuffer(vv, I64).copy(), inc, sv)
+                                        for s, vv, inc, sv in msg["s"]])
+    return PullResponse(msg["src"], [
+        ShardDelta(s, path, np.frombuffer(k, I64), np.frombuffer(v, I64),
+                   np.frombuffer(x, np.float32).reshape(-1, dim), np.frombuffer(vv, I64).copy(), inc, sv, cmp)
+        for s, path, k, v, x, vv, inc, sv, cmp in msg["s"]])
+
+
+# ------------------------------------------------------------------------------ server process
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    n_dcs: int = 2
+    servers_per_dc: int = 3
+    n_shards: int = 12
+    dim: int = 4
+    sync_interval_s: float = 0.01
+    cache_capacity: int = 4096
+    fanout: int = 1
+
+    @property
+    def n_servers(self) -> int:
+        return self.n_dcs * self.servers_per_dc
+
+    def protocol(self) -> ProtocolConfig:
+        return ProtocolConfig(n_origins=self.n_servers, dim=self.dim, cache_capacity=self.cache_capacity,
+                              fanout=self.fanout, sync_interval_s=self.sync_interval_s, pull_timeout_s=1.0)
+
+    def server(self, sid: int, seed: int = 0) -> EkkoServer:
+        m = self.servers_per_dc
+        dc, idx = divmod(sid, m)
+        shards = [s for s in range(self.n_shards) if s % m == idx]
+        return EkkoServer(sid, dc, shards, {d: d * m + idx for d in range(self.n_dcs)}, self.protocol(), seed)
+
+
+class _Node:
+    def __init__(self, sid: int, config: ClusterConfig, ports: list[int], wal: Path):
+        self.sid, self.config, self.ports, self.wal_path = sid, config, ports, wal
+        self.server = config.server(sid)
+        boot = time.time_ns() // 1000 % (1 << 40)   # a fresh incarnation per process start
+        for replica in self.server.replicas.values():
+            replica.incarnation = boot
+        self.writers: dict[int, asyncio.StreamWriter] = {}
+        self.locks: dict[int, asyncio.Lock] = {}
+        self.stop = asyncio.Event()
+        self.applied_batches: set[int] = set()   # write batches already in the log
+        self._replay_wal()
+        self.wal = open(wal, "ab")
+
+    def _replay_wal(self) -> None:
+        if not self.wal_path.exists():
+            return
+        with open(self.wal_path, "rb") as fh:
+            for batch in msgpack.Unpacker(fh, raw=False):
+                self._apply_writes(batch)
+
+    def _apply_writes(self, batch: dict[str, Any]) -> None:
+        self.applied_batches.add(batch["batch"])
+        values = np.frombuffer(batch["values"], np.float32).reshape(-1, self.config.dim)
+        shards, keys, stamps = np.asarray(batch["shard"]), np.asarray(batch["key"]), np.asarray(batch["stamp"])
+        for shard in np.unique(shards).tolist():
+            mine = shards == shard
+            self.server.write_batch(shard, keys[mine], values[mine], stamps[mine])
+
+    async def _send(self, dst: int, payload: bytes) -> None:
+        lock = self.locks.setdefault(dst, asyncio.Lock())
+        async with lock:
+            try:
+                writer = self.writers.get(dst)
+                if writer is None or writer.is_closing():
+                    _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", self.ports[dst]), 1.0)
+                    self.writers[dst] = writer
+                writer.write(payload)
+                await writer.drain()
+            except (OSError, asyncio.TimeoutError):
+                self.writers.pop(dst, None)   # the peer is down: the pull is lost, a later round retries
+
+    def _dispatch(self, actions: list) -> None:
+        for a in actions:
+            if isinstance(a, Send):
+                asyncio.get_running_loop().create_task(self._send(a.dst, msgpack.packb(encode(a.message))))
+
+    async def _ticker(self) -> None:
+        while not self.stop.is_set():
+            self._dispatch(self.server.on_tick(time.monotonic()))
+            await asyncio.sleep(self.config.sync_interval_s)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        unpacker = msgpack.Unpacker(raw=False, max_buffer_size=1 << 30)
+        try:
+            while data := await reader.read(1 << 20):
+                unpacker.feed(data)
+                for msg in unpacker:
+                    reply = self._on(msg)
+                    if reply is not None:
+                        writer.write(msgpack.packb(reply))
+                        await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    def _on(self, msg: dict[str, Any]) -> dict[str, Any] | None:
+        kind = msg["k"]
+        if kind in ("pull", "delta"):
+            self._dispatch(self.server.on_message(decode(msg, self.config.dim), time.monotonic()))
+            return None
+        if kind == "write":
+            if msg["batch"] in self.applied_batches:
+                # A retry of a batch logged before a crash cut off its ack: applying it
+                # again would give its writes new versions.
+                return {"k": "ack", "n": len(msg["key"])}
+            # Flushed to the OS before the ack: that survives a killed process (not a lost
+            # machine, which would need an fsync per batch).
+            self.wal.write(msgpack.packb(msg))
+            self.wal.flush()
+            self._apply_writes(msg)
+            return {"k": "ack", "n": len(msg["key"])}
+        if kind == "digest":
+            return {"k": "digest", "d": {str(s): d for s, d in self.server.digests().items()}}
+        if kind == "stop":
+            self.stop.set()
+            return {"k": "bye"}
+        raise ValueError(f"server {self.sid}: unknown message kind {kind!r}")
+
+    async def run(self) -> None:
+        listener = await asyncio.start_server(self._handle, "127.0.0.1", self.ports[self.sid], reuse_address=True)
+        ticker = asyncio.create_task(self._ticker())
+        await self.stop.wait()
+        ticker.cancel()
+        listener.close()
+        for w in self.writers.values():
+            w.close()
+        self.wal.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of one server process: `python -m impls.ekko.process SPEC_JSON`."""
+    spec = json.loads((argv or sys.argv[1:])[0])
+    asyncio.run(_Node(spec["sid"], ClusterConfig(**spec["config"]), spec["ports"], Path(spec["wal"])).run())
+
+
+# ------------------------------------------------------------------------------ driver
+
+
+class ServerDied(RuntimeError):
+    """A server process exited unexpectedly; the message names it and why."""
+
+
+@dataclass
+class ClusterResult:
+    converged: bool
+    digests: list[dict[str, str]]      # per server: shard -> digest
+    elapsed_s: float
+    updates: int
+    updates_per_s: float
+    acked: int
+    network: str = "plain loopback (no netns/tc)"
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+class _Conn:
+    """A control connection: send a map, read the one map that answers it."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.reader, self.writer = reader, writer
+        self.unpacker = msgpack.Unpacker(raw=False, max_buffer_size=1 << 30)
+
+    @classmethod
+    async def open(cls, port: int, timeout: float) -> "_Conn":
+        return cls(*await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout))
+
+    async def call(self, msg: dict[str, Any], timeout: float) -> dict[str, Any]:
+        self.writer.write(msgpack.packb(msg))
+        await self.writer.drain()
+        while True:
+            for reply in self.unpacker:
+                return reply
+            data = await asyncio.wait_for(self.reader.read(1 << 20), timeout)
+            if not data:
+                raise ConnectionError("the server closed the connection")
+            self.unpacker.feed(data)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class _Cluster:
+    def __init__(self, config: ClusterConfig, workdir: Path):
+        self.config, self.workdir = config, workdir
+        self.ports = _free_ports(config.n_servers)
+        self.procs: dict[int, subprocess.Popen] = {}
+        self.logs: dict[int, Any] = {}
+
+    def start(self, sid: int) -> None:
+        spec = {"sid": sid, "config": asdict(self.config), "ports": self.ports,
+                "wal": str(self.workdir / f"wal-{sid}.bin")}
+        if sid in self.logs:
+            self.logs[sid].close()
+        self.logs[sid] = open(self.workdir / f"server-{sid}.log", "ab")
+        self.procs[sid] = subprocess.Popen([sys.executable, "-m", "impls.ekko.process", json.dumps(spec)],
+                                           stdout=subprocess.DEVNULL, stderr=self.logs[sid])
+
+    def kill(self, sid: int) -> None:
+        self.procs[sid].kill()
+        self.procs[sid].wait(5)
+
+    def check_alive(self) -> None:
+        for sid, p in self.procs.items():
+            code = p.poll()
+            if code is not None:
+                text = (self.workdir / f"server-{sid}.log").read_text(errors="replace").strip()
+                reason = text.splitlines()[-1] if text else f"exit code {code}"
+                dc, idx = divmod(sid, self.config.servers_per_dc)
+                raise ServerDied(f"server {sid} (DC {dc}, index {idx}) died: {reason}")
+
+    async def request(self, sid: int, msg: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """One request on a fresh connection."""
+        conn = await _Conn.open(self.ports[sid], timeout)
+        try:
+            return await conn.call(msg, timeout)
+        finally:
+            conn.close()
+
+    async def wait_ready(self, sids: list[int], deadline: float) -> None:
+        for sid in sids:
+            while True:
+                self.check_alive()
+                try:
+                    _, w = await asyncio.open_connection("127.0.0.1", self.ports[sid])
+                    w.close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"server {sid} did not start listening in time") from None
+                    await asyncio.sleep(0.05)
+
+    def stop_all(self) -> None:
+        async def bye() -> None:
+            for sid, p in self.procs.items():
+                if p.poll() is None:
+                    try:
+                        await self.request(sid, {"k": "stop"}, 2.0)
+                    except (OSError, asyncio.TimeoutError, ConnectionError):
+                        pass
+        asyncio.run(bye())
+        for p in self.procs.values():
+            try:
+                p.wait(3)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(3)
+        for log in self.logs.values():
+            log.close()
+
+
+def run_cluster(stream: UpdateStream, config: ClusterConfig = ClusterConfig(), *, workdir: str | Path,
+                batch: int = 5000, kill: tuple[int, float] | None = None, timeout_s: float = 60.0) -> ClusterResult:
+    """Run the stream through real server processes until every replica agrees, or raise.
+
+    `kill=(server, fraction)` kills that server (SIGKILL) once `fraction` of the
+    updates are acknowledged and restarts it straight after.  Raises ServerDied if a
+    server exits on its own and TimeoutError if the run passes `timeout_s`.
+    """
+    if config.n_servers > 64:
+        raise ValueError(f"at most 64 server processes, got {config.n_servers}")
+    if kill is not None and not (0 <= kill[0] < config.n_servers and 0.0 <= kill[1] <= 1.0):
+        raise ValueError(f"kill must be (server in 0..{config.n_servers - 1}, fraction in [0, 1]), got {kill}")
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    for old in list(workdir.glob("wal-*.bin")) + list(workdir.glob("server-*.log")):
+        old.unlink()
+    cluster = _Cluster(config, workdir)
+    m = config.servers_per_dc
+    shards = stream.keys % config.n_shards
+    owner = shards % m
+    deadline = time.monotonic() + timeout_s
+
+    async def drive() -> ClusterResult:
+        await cluster.wait_ready(list(range(config.n_servers)), deadline)
+        start = time.monotonic()
+        acked = 0
+        kill_at = None if kill is None else int(kill[1] * len(stream))
+
+        async def feed(sid: int) -> None:
+            """Feed one origin its updates in batches on one connection, retrying while it restarts."""
+            nonlocal acked, kill_at
+            ids = np.flatnonzero(owner == sid)
+            conn: _Conn | None = None
+            for lo in range(0, len(ids), batch):
+                part = ids[lo:lo + batch]
+                msg = {"k": "write", "batch": lo, "shard": shards[part].tolist(), "key": stream.keys[part].tolist(),
+                       "stamp": stream.times[part].tolist(), "values": stream.values[part].tobytes()}
+                while True:
+                    cluster.check_alive()
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"writes to server {sid} not acknowledged within {timeout_s} s")
+                    try:
+                        conn = conn or await _Conn.open(cluster.ports[sid], 5.0)
+                        reply = await conn.call(msg, 5.0)
+                        break
+                    except (OSError, asyncio.TimeoutError, ConnectionError):
+                        conn = None
+                        await asyncio.sleep(0.05)
+                acked += reply["n"]
+                if kill_at is not None and acked >= kill_at:
+                    kill_at = None
+                    cluster.kill(kill[0])
+                    cluster.start(kill[0])
+            if conn is not None:
+                conn.close()
+
+        await asyncio.gather(*(feed(sid) for sid in range(m)))
+        while True:
+            cluster.check_alive()
+            try:
+                digests = [(await cluster.request(sid, {"k": "digest"}, 5.0))["d"] for sid in range(config.n_servers)]
+            except (OSError, asyncio.TimeoutError, ConnectionError):
+                digests = None
+            if digests is not None and all(digests[sid] == digests[sid % m] for sid in range(config.n_servers)):
+                elapsed = time.monotonic() - start
+                return ClusterResult(True, digests, elapsed, len(stream), len(stream) / elapsed, acked)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"replicas did not converge within {timeout_s} s")
+            await asyncio.sleep(0.05)
+
+    try:
+        for sid in range(config.n_servers):
+            cluster.start(sid)
+        return asyncio.run(drive())
+    finally:
+        cluster.stop_all()
+
+
+if __name__ == "__main__":
+    main()

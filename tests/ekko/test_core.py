@@ -1,0 +1,139 @@
+"""The sans-IO protocol against a plain last-writer-wins reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from impls.ekko.core import EkkoServer, ProtocolConfig, PullRequest, PullResponse, ShardReplica, make_version
+
+
+def _reference_state(writes: list[tuple[int, int, np.ndarray]]) -> dict[int, tuple[int, bytes]]:
+    """Last-writer-wins over every write: key -> (version, value bytes)."""
+    out: dict[int, tuple[int, bytes]] = {}
+    for key, version, value in writes:
+        if key not in out or version > out[key][0]:
+            out[key] = (version, value.tobytes())
+    return out
+
+
+def _state(replica: ShardReplica) -> dict[int, tuple[int, bytes]]:
+    return {int(replica.keys[i]): (int(replica.versions[i]), replica.values[i].tobytes()) for i in range(replica.size)}
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_pulls_converge_to_lww_reference(use_cache: bool, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    config = ProtocolConfig(n_origins=4, cache_capacity=5, use_cache=use_cache)
+    replicas = [ShardReplica(0, config) for _ in range(4)]
+    writes = []
+    for step in range(400):
+        r = int(rng.integers(4))
+        if rng.random() < 0.6:
+            key, value = int(rng.integers(40)), rng.standard_normal(config.dim).astype(np.float32)
+            version = replicas[r].write(key, value, step, origin=r)
+            writes.append((key, version, value))
+        else:
+            peer = int((r + rng.integers(1, 4)) % 4)
+            replicas[r].apply(replicas[peer].answer(replicas[r].pull_for(peer)), peer)
+    for _ in range(2):   # two full all-pairs passes spread everything everywhere
+        for r in range(4):
+            for peer in range(4):
+                if peer != r:
+                    replicas[r].apply(replicas[peer].answer(replicas[r].pull_for(peer)), peer)
+    ref = _reference_state(writes)
+    for replica in replicas:
+        assert _state(replica) == ref
+    assert len({r.digest() for r in replicas}) == 1
+
+
+def test_cache_path_compares_only_cached_keys() -> None:
+    config = ProtocolConfig(n_origins=2, cache_capacity=3, keys_per_shard=1000)
+    a, b = ShardReplica(0, config), ShardReplica(0, config)
+    for k in range(10):
+        a.write(k, np.ones(config.dim, np.float32), k + 1, origin=0)
+    first = a.answer(b.pull_for(0))
+    assert first.path == "full" and first.keys_compared == 1000 and len(first.keys) == 10
+    b.apply(first, 0)
+    a.write(3, np.zeros(config.dim, np.float32), 100, origin=0)
+    second = a.answer(b.pull_for(0))
+    # b's vector dominates a's DVV (it holds every evicted key): only the 3 cached keys are compared.
+    assert second.path == "cache" and second.keys_compared == 3
+    assert second.keys.tolist() == [3]
+    b.apply(second, 0)
+    assert a.answer(b.pull_for(0)).path == "unchanged"
+
+
+def test_restart_forgets_cache_but_not_data() -> None:
+    config = ProtocolConfig(n_origins=2, cache_capacity=4)
+    a = ShardReplica(0, config)
+    for k in range(3):
+        a.write(k, np.full(config.dim, k, np.float32), k + 1, origin=1)
+    digest = a.digest()
+    a.restart()
+    assert a.digest() == digest and len(a.cache) == 0
+    np.testing.assert_array_equal(a.dvv, a.vv)   # everything held is summarised by the DVV
+    assert a.answer(ShardReplica(0, config).pull_for(0)).path == "full"
+
+
+def test_versions_order_by_time_then_origin() -> None:
+    assert make_version(5, 1) > make_version(5, 0) > make_version(4, 9)
+
+
+def test_server_round_trip_and_applied_actions() -> None:
+    config = ProtocolConfig(n_origins=2, fanout=1)
+    a = EkkoServer(0, 0, [0], {0: 0, 1: 1}, config)
+    b = EkkoServer(1, 1, [0], {0: 0, 1: 1}, config)
+    a.write(0, 7, np.ones(config.dim, np.float32), 1.0)
+    (req,) = b.on_tick(1.0)
+    assert isinstance(req.message, PullRequest) and req.dst == 0
+    (resp,) = a.on_message(req.message, 1.0)
+    assert isinstance(resp.message, PullResponse) and resp.payload_bytes == config.row_bytes
+    (applied,) = b.on_message(resp.message, 1.1)
+    assert applied.keys.tolist() == [7]
+    assert a.digests() == b.digests()
+
+
+def test_protocol_config_rejects_bad_values() -> None:
+    with pytest.raises(ValueError, match="cache_capacity"):
+        ProtocolConfig(n_origins=2, cache_capacity=0)
+    with pytest.raises(ValueError, match="fanout"):
+        ProtocolConfig(n_origins=2, fanout=0)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_hot_key_cache_matches_a_sequential_lru(seed: int) -> None:
+    from collections import OrderedDict
+
+    from impls.ekko.core import HotKeyCache
+
+    rng = np.random.default_rng(seed)
+    cache, reference = HotKeyCache(8), OrderedDict()
+    for _ in range(200):
+        batch = rng.choice(30, size=int(rng.integers(1, 12)), replace=False)
+        left = set(cache.touch(batch).tolist())
+        expected_left = set()
+        for slot in batch.tolist():
+            reference.pop(slot, None)
+            reference[slot] = None
+            if len(reference) > 8:
+                expected_left.add(reference.popitem(last=False)[0])
+        assert set(cache.members().tolist()) == set(reference)
+        assert left == expected_left - set(reference)
+
+
+def test_write_batch_gives_the_versions_of_one_by_one_writes() -> None:
+    rng = np.random.default_rng(3)
+    config = ProtocolConfig(n_origins=3, cache_capacity=6)
+    one, batch = ShardReplica(0, config), ShardReplica(0, config)
+    for round_ in range(5):
+        keys = rng.integers(0, 15, 20)
+        values = rng.standard_normal((20, config.dim)).astype(np.float32)
+        stamps = np.sort(rng.integers(0, 50, 20)) + round_ * 10   # with ties and clock skew
+        expected = [one.write(int(k), v, int(t), origin=2) for k, v, t in zip(keys, values, stamps)]
+        np.testing.assert_array_equal(batch.write_batch(keys, values, stamps, origin=2), expected)
+        assert batch.digest() == one.digest()
+        np.testing.assert_array_equal(batch.vv, one.vv)
+        np.testing.assert_array_equal(batch.dvv, one.dvv)
+        assert set(batch.keys[batch.cache.members()].tolist()) == set(one.keys[one.cache.members()].tolist())
