@@ -154,15 +154,20 @@ def _values(measure: dict[str, Any], rows: list[Row]) -> tuple[list[float], list
     pair_on = measure.get("pair_on", [])
     # Ratios pair rows measured on the same machine and commit: a speedup is a ratio of two
     # things measured on one machine, never across machines.
-    num = [r for r in rows if matches(r.fields(), measure["numerator"]) and r.metric(metric)]
-    den = [r for r in rows if matches(r.fields(), measure["denominator"]) and r.metric(metric)]
+    num = [r for r in rows if matches(r.fields(), measure["numerator"]) and r.metric(metric) is not None]
+    den = [r for r in rows if matches(r.fields(), measure["denominator"]) and r.metric(metric) is not None]
     key = lambda r: (r["machine_id"], r["git_commit"], tuple(str(r.fields().get(f)) for f in pair_on))
     by_key = {key(r): r for r in den}
     values, used = [], []
     for r in num:
         d = by_key.get(key(r))
         if d is not None and d["id"] != r["id"]:
-            ratio = r.metric(metric) / d.metric(metric)
+            top, bottom = r.metric(metric), d.metric(metric)
+            if bottom == 0 and top == 0:
+                continue  # neither side reached the figure (e.g. no QPS meets the latency bound): no ratio
+            # A zero denominator with a positive numerator (the baseline meets a bound at no rate) is an
+            # unbounded ratio: on the claim's side, never within a finite tolerance.
+            ratio = math.inf if bottom == 0 else top / bottom
             if "per" in measure:  # e.g. per = "gpus": a speedup per device, i.e. parallel efficiency
                 ratio /= float(d.fields()[measure["per"]])
             values.append(ratio)
