@@ -1,0 +1,392 @@
+"""FAERY's experiments: exact top-K retrieval on every backend, its baselines, LoadGen scenarios, the FPGA model.
+
+Scenarios (the `scenario` parameter), following MLPerf LoadGen (harness.loadgen):
+- single-stream: time_s is one batch-1 query (median of the harness's repeats);
+  p50_s/p99_s come from LoadGen's single-stream run over >= 100 queries.
+- offline: time_s is one batch of `batch` queries; qps from LoadGen's offline run.
+- server: time_s is one batch-1 query; qps_at_p99_10ms is the highest Poisson
+  arrival rate whose p99 latency stays within 10 ms (FAERY's bound), with dynamic
+  batching of waiting queries up to `max_batch`.
+- phases: the Faiss-like GPU pipeline's GEMM vs k-selection time (topk_fraction).
+- fpga-model rows are kind="modelled": time_s is the modelled latency of the VU35P
+  design (hbm="vu35p") or of the same design given this GPU's measured copy
+  bandwidth (hbm="gpu-matched"); sweeps vary channels, N_E and K.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any, Callable
+
+import click
+import numpy as np
+
+from harness import backends, loadgen
+from harness.registry import Experiment, Trial, experiment
+from workloads.embeddings import EmbeddingSet, check_topk
+
+K = 100
+LATENCY_BOUND_S = 0.010
+LOADGEN_QUERIES = 100
+SWEEP_WORKLOAD = "gaussian-100k-d128-fp32"
+FPGA_MODEL_QUERIES = 2  # modelled latency is the mean over these queries' scans
+
+TIERS: dict[str, dict[str, Any]] = {
+    "quick": {
+        "single_stream": ("gaussian-25k-d128-fp32", "gaussian-100k-d128-fp32", "gaussian-400k-d128-fp32",
+                          "clustered-100k-d128-fp32", "gaussian-100k-d128-fp16"),
+        "opencl": ("gaussian-25k-d128-fp32", "gaussian-100k-d128-fp32", "gaussian-100k-d128-fp16"),
+        "scenario_workload": "gaussian-100k-d128-fp32",
+        "server_workload": "gaussian-25k-d128-fp32",  # a 10 ms bound needs a corpus a 2-core CPU scans in a few ms
+        "offline_batches": (16, 256),
+        "server_max_batch": 16,
+    },
+    "full": {
+        "single_stream": ("gaussian-1m-d128-fp32", "gaussian-4m-d128-fp32", "gaussian-10m-d128-fp32",
+                          "clustered-1m-d128-fp32", "gaussian-10m-d128-fp16", "clustered-10m-d128-fp32"),
+        "opencl": ("gaussian-1m-d128-fp32",),
+        "scenario_workload": "gaussian-1m-d128-fp32",
+        "server_workload": "gaussian-1m-d128-fp32",
+        "offline_batches": (16, 64, 256, 1024),
+        "server_max_batch": 64,
+    },
+}
+
+
+# ---------------------------------------------------------------------------- the systems under test
+
+def _faery(backend: str) -> Callable[[EmbeddingSet], Callable[[np.ndarray, int], Any]]:
+    def make(data: EmbeddingSet):
+        from impls.faery import Index
+
+        index = Index(data.corpus, backend)
+
+        def search(queries: np.ndarray, k: int):
+            return index.search(queries, k)
+        search.searcher = index.searcher  # type: ignore[attr-defined]  # read by the pass-rate metric
+        return search
+    return make
+
+
+def _faiss_topk(backend: str):
+    def make(data: EmbeddingSet):
+        from baselines.faiss_topk import FlatIndex
+
+        return FlatIndex(data.corpus, backend=backend).search
+    return make
+
+
+def _faiss_cpu(data: EmbeddingSet):
+    import faiss
+
+    index = faiss.IndexFlatIP(data.d)
+    index.add(np.ascontiguousarray(data.corpus, dtype=np.float32))
+    return lambda queries, k: index.search(queries, k)
+
+
+def _numpy(data: EmbeddingSet):
+    corpus = np.ascontiguousarray(data.corpus, dtype=np.float32)
+
+    def search(queries: np.ndarray, k: int):
+        scores = queries @ corpus.T
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        top = np.take_along_axis(scores, part, axis=1)
+        order = np.lexsort((part, -top), axis=1)
+        return np.take_along_axis(top, order, axis=1), np.take_along_axis(part, order, axis=1)
+    return search
+
+
+def _torch_topk(data: EmbeddingSet):
+    import torch
+
+    corpus = torch.as_tensor(data.corpus, device="cuda")
+
+    def search(queries: np.ndarray, k: int):
+        q = torch.as_tensor(queries, device="cuda").to(corpus.dtype)
+        scores, ids = torch.topk(q @ corpus.T, k, dim=1)
+        return scores.float().cpu().numpy(), ids.cpu().numpy()
+    return search
+
+
+SUTS: dict[tuple[str, str], tuple[Callable, tuple[str, ...]]] = {
+    ("faery", "cpu"): (_faery("cpu"), ()),
+    ("faery", "opencl"): (_faery("opencl"), ("pyopencl",)),
+    ("faery", "gpu"): (_faery("gpu"), ()),
+    ("faiss_topk", "cpu"): (_faiss_topk("cpu"), ()),
+    ("faiss_topk", "gpu"): (_faiss_topk("gpu"), ()),
+    ("faiss-cpu", "cpu"): (_faiss_cpu, ("faiss",)),
+    ("numpy", "cpu"): (_numpy, ()),
+    ("torch-topk", "gpu"): (_torch_topk, ("torch",)),
+}
+
+
+def _host(result: Any) -> tuple[np.ndarray, np.ndarray]:
+    scores, ids = result
+    as_np = lambda a: a.get() if hasattr(a, "get") else np.asarray(a)  # noqa: E731  cupy arrays too
+    return as_np(scores), as_np(ids)
+
+
+def _checker(data: EmbeddingSet, queries: np.ndarray, k: int) -> Callable[[Any], None]:
+    rows = slice(0, min(4, queries.shape[0]))  # float64 brute force over a few rows: cheap at 10M items
+
+    def check(result: Any) -> None:
+        scores, ids = _host(result)
+        check_topk(data.corpus, queries[rows], scores[rows], ids[rows], k)
+    return check
+
+
+def _pass_rate(search: Any) -> dict[str, float]:
+    rate = getattr(getattr(search, "searcher", None), "last_pass_rate", None)
+    return {} if rate is None or math.isnan(rate) else {"pass_rate": rate}
+
+
+# ---------------------------------------------------------------------------- measured scenarios
+
+def build_single_stream(impl: str, backend: str):
+    def build(data: EmbeddingSet, p: dict[str, Any]) -> Trial:
+        search = SUTS[(impl, backend)][0](data)
+        k = p["k"]
+        cursor = iter(range(1 << 62))
+        pool = data.queries
+
+        def run():
+            i = next(cursor) % pool.shape[0]
+            return search(pool[i:i + 1], k)
+
+        def metrics(_result: Any) -> dict[str, float]:
+            stats = loadgen.single_stream(lambda q: search(q, k), pool, min_queries=LOADGEN_QUERIES)
+            return {"p50_s": stats.p50_s, "p99_s": stats.p99_s, "loadgen_queries": stats.queries,
+                    **_pass_rate(search)}
+
+        def check(result: Any) -> None:
+            # `run` rotates through the pool: check a fresh first query instead of the last one.
+            _checker(data, pool[:1], k)(search(pool[:1], k))
+        return Trial(run=run, metrics=metrics, check=check)
+    return build
+
+
+def build_offline(impl: str, backend: str):
+    def build(data: EmbeddingSet, p: dict[str, Any]) -> Trial:
+        search = SUTS[(impl, backend)][0](data)
+        k, batch = p["k"], p["batch"]
+        queries = np.resize(data.queries, (batch, data.d))  # pools smaller than the batch are repeated
+
+        def metrics(_result: Any) -> dict[str, float]:
+            res = loadgen.offline(lambda q: search(q, k), data.queries, batch, warmup=0)
+            return {"qps": res.qps, **_pass_rate(search)}
+        return Trial(run=lambda: search(queries, k), metrics=metrics, check=_checker(data, queries, k))
+    return build
+
+
+def build_server(impl: str, backend: str):
+    def build(data: EmbeddingSet, p: dict[str, Any]) -> Trial:
+        search = SUTS[(impl, backend)][0](data)
+        k = p["k"]
+        pool = data.queries
+
+        def metrics(_result: Any) -> dict[str, float]:
+            res = loadgen.server(lambda q: search(q, k), pool, LATENCY_BOUND_S, max_batch=p["max_batch"],
+                                 min_queries=LOADGEN_QUERIES, step_seconds=0.3)
+            return {"qps_at_p99_10ms": res.qps_at_bound, "p99_at_qps_s": res.p99_at_bound_s,
+                    "server_steps": float(len(res.steps)), "unloaded_p99_s": res.unloaded_p99_s}
+        return Trial(run=lambda: search(pool[:1], k), metrics=metrics, check=_checker(data, pool[:1], k))
+    return build
+
+
+def build_phases(data: EmbeddingSet, p: dict[str, Any]) -> Trial:
+    """The Faiss-like GPU pipeline's time split: GEMM vs k-selection (device events)."""
+    from baselines.faiss_topk import gpu
+
+    searcher = gpu.Searcher(np.ascontiguousarray(data.corpus))
+    queries = data.queries[:p["batch"]]
+
+    def run() -> dict[str, float]:
+        phases = searcher.phase_times(queries, p["k"])
+        total = sum(phases.values())
+        select = total - phases["gemm_s"]
+        return {"time_s": total, **phases, "topk_fraction": select / total}
+    # time_s stays the harness's median of `run`; the phase figures come from the last run.
+    return Trial(run=run, metrics=lambda figures: {k: v for k, v in figures.items() if k != "time_s"})
+
+
+# ---------------------------------------------------------------------------- modelled (FPGA)
+
+def _gpu_copy_bandwidth() -> float:
+    """This GPU's device-to-device copy bandwidth (read + write bytes / s), measured now."""
+    import cupy as cp
+
+    src = cp.empty(1 << 28, dtype=cp.uint8)
+    dst = cp.empty_like(src)
+    cp.copyto(dst, src)
+    start, stop = cp.cuda.Event(), cp.cuda.Event()
+    start.record()
+    for _ in range(10):
+        cp.copyto(dst, src)
+    stop.record()
+    stop.synchronize()
+    return 2 * 10 * src.nbytes / (cp.cuda.get_elapsed_time(start, stop) / 1e3)
+
+
+def _bandwidth_config(bytes_per_s: float):
+    """FAERY's design with its HBM replaced by `bytes_per_s` (channels of 64-byte ports added as needed)."""
+    from impls.faery.fpga_model import FpgaConfig
+
+    base = FpgaConfig()
+    channels = max(base.hbm_channels, math.ceil(bytes_per_s / (base.port_bytes * base.clock)))
+    return replace(base, hbm_channels=channels, channel_bytes_per_s=bytes_per_s / channels)
+
+
+def build_fpga_single(data: EmbeddingSet, p: dict[str, Any]) -> Trial:
+    from impls.faery.fpga_model import FpgaConfig, model_queries
+
+    config = FpgaConfig() if p["hbm"] == "vu35p" else _bandwidth_config(_gpu_copy_bandwidth())
+    queries = data.queries[:FPGA_MODEL_QUERIES]
+    last: dict[str, Any] = {}
+
+    def run() -> dict[str, float]:
+        scores, ids, stats = model_queries(data.corpus, queries, p["k"], config)
+        last["result"] = (scores, ids)
+        figures = {name: float(np.mean([s.figures()[name] for s in stats])) for name in stats[0].figures()}
+        return {"time_s": float(np.mean([s.latency_s for s in stats])),
+                "modelled_bandwidth_gb_s": config.bytes_per_cycle * config.clock / 1e9, **figures}
+    return Trial(run=run, check=lambda _figures: _checker(data, queries, p["k"])(last["result"]))
+
+
+def build_fpga_sweep(data: EmbeddingSet, p: dict[str, Any]) -> Trial:
+    from impls.faery.fpga_model import FpgaConfig, sweep
+
+    def run() -> dict[str, float]:
+        (row,) = sweep(data.corpus, data.queries[0], channels=(p["channels"],),
+                       score_units=(p["score_units"] or None,), ks=(p["k"],), base=FpgaConfig())
+        return {"time_s": row["modelled_latency_us"] / 1e6,
+                **{name: value for name, value in row.items() if name != "kind"}}
+    return Trial(run=run)
+
+
+# ---------------------------------------------------------------------------- the registry
+
+def experiments() -> list[Experiment]:
+    out: list[Experiment] = []
+
+    def add(impl: str, backend: str, workload: str, build, tier: str, params: dict[str, Any],
+            kind: str = "measured", requires: tuple[str, ...] = (), description: str = "") -> None:
+        out.append(experiment("faery", impl, backend, workload, build, params=params, kind=kind,
+                              tiers=tier, requires=requires, description=description))
+
+    for tier, spec in TIERS.items():
+        for workload in spec["single_stream"]:
+            for (impl, backend), (_, requires) in SUTS.items():
+                if backend == "opencl" and workload not in spec["opencl"]:
+                    continue
+                add(impl, backend, workload, build_single_stream(impl, backend), tier,
+                    {"scenario": "single-stream", "k": K, "batch": 1}, requires=requires,
+                    description=f"exact top-{K}, one query at a time, {impl} on {backend}")
+            add("faery", "fpga-model", workload, build_fpga_single, tier,
+                {"scenario": "single-stream", "k": K, "batch": 1, "hbm": "vu35p"}, kind="modelled",
+                description=f"modelled latency of top-{K} on FAERY's VU35P design (460 GB/s HBM)")
+            add("faery", "fpga-model", workload, build_fpga_single, tier,
+                {"scenario": "single-stream", "k": K, "batch": 1, "hbm": "gpu-matched"}, kind="modelled",
+                requires=("cupy",),
+                description=f"modelled latency of top-{K} on FAERY's design given this GPU's measured bandwidth")
+        scenario_workload = spec["scenario_workload"]
+        for (impl, backend), (_, requires) in SUTS.items():
+            if impl in ("numpy",) or backend == "opencl":
+                continue
+            for batch in spec["offline_batches"]:
+                add(impl, backend, scenario_workload, build_offline(impl, backend), tier,
+                    {"scenario": "offline", "k": K, "batch": batch}, requires=requires,
+                    description=f"offline throughput, batches of {batch}, {impl} on {backend}")
+            if impl in ("faery", "faiss_topk"):
+                add(impl, backend, spec["server_workload"], build_server(impl, backend), tier,
+                    {"scenario": "server", "k": K, "max_batch": spec["server_max_batch"]}, requires=requires,
+                    description=f"server: highest Poisson QPS with p99 <= 10 ms, {impl} on {backend}")
+        for batch in (1, 256):
+            add("faiss_topk", "gpu", scenario_workload, build_phases, tier,
+                {"scenario": "phases", "k": K, "batch": batch}, kind="measured",
+                description="Faiss-like GPU pipeline: GEMM vs k-selection time (device events)")
+    out.extend(_sweeps())
+    return out
+
+
+def _sweeps() -> list[Experiment]:
+    points = ([("channels", ch, 0, 1024) for ch in (4, 8, 16, 32)]
+              + [("score_units", 32, ne, 1024) for ne in (1, 2, 4, 8, 16)]
+              + [("k", 32, 0, k) for k in (256, 512, 1024, 2048, 4096)])
+    return [experiment("faery", "faery", "fpga-model", SWEEP_WORKLOAD, build_fpga_sweep, kind="modelled",
+                       params={"scenario": "sweep", "sweep": what, "channels": ch, "score_units": ne, "k": k},
+                       tiers=("quick", "full"),
+                       description=f"modelled sweep over {what} (score_units 0 = matched to bandwidth)")
+            for what, ch, ne, k in points]
+
+
+# ---------------------------------------------------------------------------- command line
+
+@click.group("faery")
+def cli() -> None:
+    """FAERY: run a LoadGen scenario on a named workload."""
+
+
+@cli.command("loadgen")
+@click.option("--workload", required=True, help="a named embeddings workload (recmine list shows them)")
+@click.option("--impl", default="faery", show_default=True, type=click.Choice(sorted({i for i, _ in SUTS})))
+@click.option("--backend", default="cpu", show_default=True, type=click.Choice(sorted({b for _, b in SUTS})))
+@click.option("--scenario", default="single-stream", show_default=True,
+              type=click.Choice(["single-stream", "offline", "server"]))
+@click.option("-k", "k", default=K, show_default=True, help="results per query")
+@click.option("--batch", default=256, show_default=True, help="offline: queries per batch")
+@click.option("--max-batch", default=16, show_default=True, help="server: most waiting queries served as one batch")
+@click.option("--bound-ms", default=1e3 * LATENCY_BOUND_S, show_default=True, help="server: p99 latency bound")
+def loadgen_command(workload: str, impl: str, backend: str, scenario: str, k: int, batch: int,
+                    max_batch: int, bound_ms: float) -> None:
+    """Measure one system under a LoadGen scenario and print its figures."""
+    from workloads import catalog
+
+    if (impl, backend) not in SUTS:
+        raise ValueError(f"{impl} has no {backend} backend; choose from "
+                         f"{', '.join(f'{i}/{b}' for i, b in SUTS)}")
+    ok, why = backends.can_run(backend, SUTS[(impl, backend)][1])
+    if not ok:
+        raise ValueError(why)
+    data = catalog.load(workload)
+    if not isinstance(data, EmbeddingSet):
+        raise ValueError(f"workload {workload!r} is not an embeddings workload")
+    search = SUTS[(impl, backend)][0](data)
+    run = lambda q: search(q, k)  # noqa: E731
+    if scenario == "single-stream":
+        stats = loadgen.single_stream(run, data.queries, min_queries=LOADGEN_QUERIES)
+        click.echo(f"single-stream  {stats.queries} queries  p50 {stats.p50_s * 1e3:.3f} ms  "
+                   f"p90 {stats.p90_s * 1e3:.3f} ms  p99 {stats.p99_s * 1e3:.3f} ms")
+    elif scenario == "offline":
+        res = loadgen.offline(run, data.queries, batch)
+        click.echo(f"offline  batch {res.batch}  {res.queries} queries in {res.seconds:.3f} s  {res.qps:.1f} QPS")
+    else:
+        res = loadgen.server(run, data.queries, bound_ms / 1e3, max_batch=max_batch, min_queries=LOADGEN_QUERIES)
+        for step in res.steps:
+            click.echo(f"  target {step.target_qps:9.1f} QPS  achieved {step.achieved_qps:9.1f}  "
+                       f"p99 {step.latency.p99_s * 1e3:8.3f} ms  mean batch {step.mean_batch:5.1f}  "
+                       f"{'meets' if step.met_bound else 'breaks'} the bound")
+        click.echo(f"server  highest QPS with p99 <= {bound_ms:g} ms: {res.qps_at_bound:.1f}")
+
+
+PLOTS = [
+    {"title": "FAERY: single-query latency vs corpus size, per backend (top-100)",
+     "select": {"system": "faery", "impl": "faery", "scenario": "single-stream", "workload": "gaussian-*-fp32",
+                "hbm": [None, "vu35p"]},
+     "x": "size.n", "y": "time_s", "hue": "backend", "logx": True, "logy": True},
+    {"title": "Exact top-100 on the CPU: FAERY vs baselines, latency vs corpus size",
+     "select": {"system": "faery", "backend": "cpu", "scenario": "single-stream", "workload": "gaussian-*-fp32"},
+     "x": "size.n", "y": "time_s", "hue": "impl", "logx": True, "logy": True},
+    {"title": "FAERY filter pass rate (scores reaching K-selection), by corpus size",
+     "select": {"system": "faery", "impl": "faery", "backend": "cpu", "scenario": "single-stream"},
+     "x": "size.n", "y": "pass_rate", "hue": "workload", "logx": True, "logy": True},
+    {"title": "FAERY fpga-model (modelled): latency vs HBM channels",
+     "select": {"system": "faery", "scenario": "sweep", "sweep": "channels"},
+     "x": "channels", "y": "time_s", "hue": "k", "logx": True, "logy": True},
+    {"title": "FAERY fpga-model (modelled): latency and filter stalls vs score units N_E",
+     "select": {"system": "faery", "scenario": "sweep", "sweep": "score_units"},
+     "x": "score_units", "y": "modelled_stall_cycles", "hue": "k", "logx": True, "logy": False},
+    {"title": "FAERY fpga-model (modelled): latency vs K",
+     "select": {"system": "faery", "scenario": "sweep", "sweep": "k"},
+     "x": "k", "y": "time_s", "hue": "channels", "logx": True, "logy": False},
+]

@@ -1,0 +1,162 @@
+"""Several FAERY instances serving one corpus, as in the paper's multi-accelerator modes.
+
+- replicated: every instance holds the whole corpus; a batch's queries are dealt
+  round-robin to the instances (throughput).
+- sharded: the corpus is split into contiguous shards, every instance answers every
+  query over its shard, and the per-shard top-k lists are merged (corpus size).
+  The merged result equals a single instance's: ties still go to the lower global id.
+
+Instances run in threads: the backends release the GIL (numba nogil, OpenCL and CUDA
+calls), so instances overlap on a multi-core host or several devices.  On the gpu
+backend each instance has its own device buffers, and instance i lives on GPU
+i mod (number of GPUs), so several GPUs are used when present.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+import numpy as np
+
+from impls.faery.backend import merge_topk
+from impls.faery.index import Index
+from workloads.embeddings import as_corpus, as_queries, check_k
+
+MODES = ("replicated", "sharded")
+
+
+class Cluster:
+    """`instances` FAERY indexes on `backend`, in `mode` "replicated" or "sharded"."""
+
+    def __init__(self, corpus: np.ndarray, instances: int, mode: str = "sharded", backend: str = "cpu") -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown cluster mode {mode!r}; choose one of {', '.join(MODES)}")
+        if isinstance(instances, bool) or not isinstance(instances, (int, np.integer)) or instances < 1:
+            raise ValueError(f"instances must be a positive integer, not {instances!r}")
+        corpus = as_corpus(corpus)
+        if mode == "sharded" and instances > corpus.shape[0]:
+            raise ValueError(f"cannot split {corpus.shape[0]} rows into {instances} shards")
+        self.mode, self.backend, self.dim = mode, backend, corpus.shape[1]
+        self._devices = _gpu_count() if backend == "gpu" else 0
+        if mode == "replicated":
+            self.members = [self._on(i, Index, corpus, backend) for i in range(instances)]
+            self._global_ids: list[np.ndarray] = []
+        else:
+            bounds = np.linspace(0, corpus.shape[0], instances + 1).astype(np.int64)
+            self.members = [self._on(i, Index, corpus[lo:hi], backend)
+                            for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:]))]
+            # Global id of each member's local row; ids are handed out in insertion order.
+            self._global_ids = [np.arange(lo, hi, dtype=np.int64) for lo, hi in zip(bounds[:-1], bounds[1:])]
+            self._owner = np.repeat(np.arange(instances), np.diff(bounds))
+            self._local = np.concatenate([np.arange(hi - lo) for lo, hi in zip(bounds[:-1], bounds[1:])])
+            self._live = np.ones(corpus.shape[0], dtype=bool)  # by global id, so errors name global ids
+        self._pool = ThreadPoolExecutor(max_workers=instances)
+
+    @property
+    def n_live(self) -> int:
+        return self.members[0].n_live if self.mode == "replicated" else sum(m.n_live for m in self.members)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        queries = as_queries(queries, self.dim)
+        k = check_k(k, self.n_live)
+        if self.mode == "replicated":
+            return self._search_replicated(queries, k)
+        return self._search_sharded(queries, k)
+
+    def _search_replicated(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        n = len(self.members)
+        jobs = [self._pool.submit(self._on, i, m.search, queries[i::n], k)
+                for i, m in enumerate(self.members) if queries[i::n].shape[0]]
+        scores = np.empty((queries.shape[0], k), dtype=np.float32)
+        ids = np.empty((queries.shape[0], k), dtype=np.int64)
+        for i, job in enumerate(jobs):
+            scores[i::n], ids[i::n] = job.result()
+        return scores, ids
+
+    def _search_sharded(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        jobs = [(self._pool.submit(self._on, i, m.search, queries, min(k, m.n_live)), g)
+                for i, (m, g) in enumerate(zip(self.members, self._global_ids)) if m.n_live]
+        parts = []
+        for job, global_ids in jobs:
+            scores, local = job.result()
+            parts.append((scores, global_ids[local]))
+        return merge_topk(parts, k)
+
+    def insert(self, vectors: np.ndarray) -> np.ndarray:
+        """Add embeddings (sharded: to the smallest shard); returns their new global ids."""
+        if self.mode == "replicated":
+            new = [self._on(i, m.insert, vectors) for i, m in enumerate(self.members)]
+            return new[0]
+        target = int(np.argmin([m.n_rows for m in self.members]))
+        local = self._on(target, self.members[target].insert, vectors)
+        first = self._owner.shape[0]
+        new_ids = np.arange(first, first + local.shape[0], dtype=np.int64)
+        self._global_ids[target] = np.concatenate([self._global_ids[target], new_ids])
+        self._owner = np.concatenate([self._owner, np.full(local.shape[0], target)])
+        self._local = np.concatenate([self._local, local])
+        self._live = np.concatenate([self._live, np.ones(local.shape[0], dtype=bool)])
+        return new_ids
+
+    def update(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if self.mode == "replicated":
+            for i, m in enumerate(self.members):
+                self._on(i, m.update, ids, vectors)
+            return
+        ids = self._known(ids, "update")
+        vectors = np.atleast_2d(np.asarray(vectors))
+        if vectors.shape[0] != ids.shape[0]:
+            raise ValueError(f"update got {ids.shape[0]} ids but {vectors.shape[0]} vectors")
+        for shard, rows in self._by_shard(ids):
+            self._on(shard, self.members[shard].update, self._local[ids[rows]], vectors[rows])
+
+    def delete(self, ids: np.ndarray) -> None:
+        if self.mode == "replicated":
+            for i, m in enumerate(self.members):
+                self._on(i, m.delete, ids)
+            return
+        ids = np.unique(self._known(ids, "delete"))
+        for shard, rows in self._by_shard(ids):
+            self._on(shard, self.members[shard].delete, self._local[ids[rows]])
+        self._live[ids] = False
+
+    def close(self) -> None:
+        self._pool.shutdown()
+
+    def _on(self, instance: int, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call fn on instance's device (a no-op scope off the gpu backend)."""
+        with self._device_scope(instance):
+            return fn(*args)
+
+    def _device_scope(self, instance: int) -> contextlib.AbstractContextManager:
+        if not self._devices:
+            return contextlib.nullcontext()
+        import cupy
+
+        return cupy.cuda.Device(instance % self._devices)
+
+    def _known(self, ids: np.ndarray, verb: str) -> np.ndarray:
+        arr = np.atleast_1d(np.asarray(ids))
+        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"{verb} needs a 1-D array of integer ids, got {arr.dtype} with shape {arr.shape}")
+        bad = arr[(arr < 0) | (arr >= self._owner.shape[0])]
+        if bad.size:
+            raise ValueError(f"{verb}: unknown id {bad[0]} (ids run from 0 to {self._owner.shape[0] - 1})")
+        dead = arr[~self._live[arr]]
+        if dead.size:
+            raise ValueError(f"{verb}: id {dead[0]} was deleted")
+        return arr.astype(np.int64)
+
+    def _by_shard(self, ids: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        owners = self._owner[ids]
+        return [(int(s), np.flatnonzero(owners == s)) for s in np.unique(owners)]
+
+
+def _gpu_count() -> int:
+    try:
+        import cupy
+
+        return int(cupy.cuda.runtime.getDeviceCount())
+    except Exception:  # no cupy or no device: the gpu backend itself reports why
+        return 0
