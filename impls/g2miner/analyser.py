@@ -1,0 +1,343 @@
+"""The pattern analyser and the search-plan IR every kernel emitter reads.
+
+`plan(pattern, induced)` turns a pattern into a `SearchPlan`:
+
+1. **Matching order** (`matching_order`): vertices in the order the DFS binds
+   them, each connected to an earlier one, maximising back-connectivity
+   level by level (more earlier neighbours = more intersections = smaller
+   candidate sets early), ties broken towards high pattern degree.
+2. **Symmetry breaking** (`symmetry_order`): from the automorphism group, the
+   classic orbit/stabiliser construction gives constraints `v_j < v_i`
+   (j later than i) under which each subgraph is matched exactly once.
+3. **Orientation**: a clique needs no constraint at all; it is searched on
+   the degree-ordered DAG, where each clique appears once.
+4. **Levels**: level j's candidates are the intersection of the neighbour
+   lists of its earlier pattern neighbours (`connected`), minus the lists of
+   its earlier non-neighbours when vertex-induced (`disconnected`), below the
+   symmetry bound (`bounds`), and distinct from earlier levels that no
+   constraint already separates (`distinct_from`).
+5. **Lowering** (`Step`s): each level reuses the stored set of an earlier
+   level whose operations are a subset of its own (`base`), then applies the
+   remaining set operations, writing into per-level buffer slots; the last
+   level only counts.  Emitters translate steps one to one and never look at
+   the pattern itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from dataclasses import dataclass
+
+from impls.g2miner.pattern import Pattern
+
+# Where a set lives: ("N", i) is the neighbour list of the vertex bound at
+# level i; ("S", s) is buffer slot s; ("P", m) is the prefix of level m's
+# candidate set before its current element (every element below v_m).
+Operand = tuple[str, int]
+
+INTERSECT = "intersect"
+DIFFERENCE = "difference"
+COUNT_BELOW = "count_below"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One set operation: `left` op N(v_right) into slot `out`, or counted when `out` is None.
+
+    `bounded` steps keep only elements below the level's symmetry bound.
+    COUNT_BELOW has no right operand: it counts the elements of `left` below the bound.
+    """
+
+    kind: str
+    left: Operand
+    right: int | None
+    out: int | None
+    bounded: bool
+
+    def __str__(self) -> str:
+        symbol = {INTERSECT: "∩", DIFFERENCE: "−"}.get(self.kind)
+        expr = _operand_str(self.left) if symbol is None else f"{_operand_str(self.left)} {symbol} N(v{self.right})"
+        if self.bounded:
+            expr += " [bounded]"
+        return f"count({expr})" if self.out is None else f"buf{self.out} = {expr}"
+
+
+@dataclass(frozen=True)
+class Level:
+    """How the DFS binds the pattern vertex of one level."""
+
+    index: int
+    pattern_vertex: int
+    connected: tuple[int, ...]
+    disconnected: tuple[int, ...]
+    bounds: tuple[int, ...]
+    distinct_from: tuple[int, ...]
+    base: int | None
+    steps: tuple[Step, ...]
+    result: Operand | None
+    count_only: bool
+    bounded_build: bool
+    # The level whose candidates before the current one this level starts from, if any
+    # (so v_j < v_prefix holds without a check).
+    prefix: int | None = None
+
+    def candidate_expr(self, oriented: bool) -> str:
+        nbr = "N+" if oriented else "N"
+        terms = " ∩ ".join(f"{nbr}(v{i})" for i in self.connected)
+        for d in self.disconnected:
+            terms += f" − {nbr}(v{d})"
+        below = self.bounds + ((self.prefix,) if self.prefix is not None else ())
+        conditions = [f"< v{b}" for b in below] + [f"≠ v{m}" for m in self.distinct_from]
+        return terms + (f", {', '.join(conditions)}" if conditions else "")
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """A pattern's search plan: matching order, symmetry bounds and per-level set operations."""
+
+    pattern: Pattern
+    induced: bool
+    oriented: bool
+    order: tuple[int, ...]
+    automorphisms: int
+    constraints: tuple[tuple[int, int], ...]
+    levels: tuple[Level, ...]
+    edge_list: str
+    num_slots: int
+
+    @property
+    def depth(self) -> int:
+        return len(self.levels)
+
+    def needs_neighbours(self, level: int) -> bool:
+        """Whether some step or distinctness test reads N(v_level)."""
+        for lv in self.levels[2:]:
+            if lv.result == ("N", level):
+                return True
+            for step in lv.steps:
+                if step.right == level or step.left == ("N", level):
+                    return True
+            if lv.count_only and lv.distinct_from and (level in lv.connected or level in lv.disconnected):
+                return True
+        return False
+
+    def __str__(self) -> str:
+        p = self.pattern
+        mode = "vertex-induced" if self.induced else "edge-induced"
+        lines = [f"search plan for {p.name} ({mode}): {p.num_vertices} vertices, {p.num_edges} edges, "
+                 f"|Aut| = {self.automorphisms}"]
+        lines.append("matching order: " + ", ".join(f"v{i} = pattern vertex {u}" for i, u in enumerate(self.order)))
+        if self.oriented:
+            lines.append("orientation: degree-ordered DAG, arcs from higher to lower degree rank "
+                         "(N+ = out-neighbours); each clique is found once, with v0 > v1 > ... by construction")
+        else:
+            rules = ", ".join(f"v{j} < v{i}" for j, i in self.constraints) or "none (no automorphism)"
+            lines.append(f"symmetry order: {rules}")
+        edges = {"oriented": "every arc of the DAG", "halved": "each edge once, v1 < v0",
+                 "full": "each edge in both directions"}[self.edge_list]
+        lines.append(f"level 0: v0 ∈ V;  level 1: v1 ∈ {'N+' if self.oriented else 'N'}(v0)"
+                     f"  (parallel over edges: {edges})")
+        for lv in self.levels[2:]:
+            tail = "  [count only]" if lv.count_only else ""
+            base = f"  (reuses level {lv.base}'s set)" if lv.base is not None else ""
+            lines.append(f"level {lv.index}: v{lv.index} ∈ {lv.candidate_expr(self.oriented)}{base}{tail}")
+            for step in lv.steps:
+                lines.append(f"    {step}")
+        lines.append(f"buffers per worker: {self.num_slots} × max degree")
+        return "\n".join(lines)
+
+
+def _operand_str(operand: Operand) -> str:
+    kind, index = operand
+    return {"N": f"N(v{index})", "S": f"buf{index}", "P": f"cand{index}[:i{index}]"}[kind]
+
+
+def automorphisms(pattern: Pattern) -> list[tuple[int, ...]]:
+    """Every automorphism as a permutation p (p[v] is the image of v), found by backtracking."""
+    adj = pattern.adjacency()
+    n = pattern.num_vertices
+    found: list[tuple[int, ...]] = []
+    image = [-1] * n
+    used = [False] * n
+
+    def extend(v: int) -> None:
+        if v == n:
+            found.append(tuple(image))
+            return
+        for w in range(n):
+            if used[w] or len(adj[w]) != len(adj[v]):
+                continue
+            # Adjacency to every vertex mapped so far must be preserved both ways.
+            if all((u in adj[v]) == (image[u] in adj[w]) for u in range(v)):
+                image[v], used[w] = w, True
+                extend(v + 1)
+                image[v], used[w] = -1, False
+
+    extend(0)
+    return found
+
+
+def matching_order(pattern: Pattern) -> tuple[int, ...]:
+    """The connected vertex order with the most back-edges, earliest levels first."""
+    adj = pattern.adjacency()
+    n = pattern.num_vertices
+    best: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+    best_order: tuple[int, ...] = ()
+
+    def search(prefix: list[int], back: list[int]) -> None:
+        nonlocal best, best_order
+        if len(prefix) == n:
+            score = (tuple(back), tuple(len(adj[u]) for u in prefix))
+            if best is None or score > best:
+                best, best_order = score, tuple(prefix)
+            return
+        for u in range(n):
+            if u in prefix:
+                continue
+            links = sum(1 for w in prefix if w in adj[u])
+            if prefix and links == 0:
+                continue
+            prefix.append(u)
+            back.append(links)
+            search(prefix, back)
+            prefix.pop()
+            back.pop()
+
+    if pattern.is_clique:
+        return tuple(range(n))  # every order is equivalent
+    search([], [])
+    return best_order
+
+
+def symmetry_order(pattern: Pattern, order: tuple[int, ...]) -> list[tuple[int, int]]:
+    """Constraints (j, i), meaning v_j < v_i with j > i, that match each subgraph once.
+
+    Walk the levels in order; at the first level whose orbit under the remaining
+    group is non-trivial, every other orbit member must map below it, and the
+    group shrinks to that level's stabiliser.
+    """
+    position = {u: i for i, u in enumerate(order)}
+    group = [tuple(position[a[u]] for u in order) for a in automorphisms(pattern)]
+    constraints: list[tuple[int, int]] = []
+    for i in range(len(order)):
+        orbit = {g[i] for g in group}
+        constraints.extend((j, i) for j in sorted(orbit - {i}))
+        group = [g for g in group if g[i] == i]
+    return constraints
+
+
+@functools.lru_cache(maxsize=256)
+def plan(pattern: Pattern, induced: bool = False) -> SearchPlan:
+    """The search plan for `pattern`, vertex-induced when `induced`, edge-induced otherwise."""
+    oriented = pattern.is_clique
+    order = matching_order(pattern)
+    n = len(order)
+    adj = pattern.adjacency()
+    if oriented:
+        # Cliques run on the DAG whose arcs all point to lower ids, so v_j < v_(j-1)
+        # holds by construction: no check is emitted, but prefixes may rely on it.
+        constraints = [(j, j - 1) for j in range(1, n)]
+    else:
+        constraints = symmetry_order(pattern, order)
+    below = _transitive_closure(n, constraints)
+
+    connected = [tuple(i for i in range(j) if order[i] in adj[order[j]]) for j in range(n)]
+    disconnected = [tuple(i for i in range(j) if order[i] not in adj[order[j]]) if induced else ()
+                    for j in range(n)]
+    # The tightest bounds: drop v_i when some other bound v_h < v_i is already implied.
+    bounds = [tuple(i for i in range(j) if (j, i) in below and not any((h, i) in below for h in range(j)
+                                                                      if (j, h) in below))
+              for j in range(n)]
+    distinct = [tuple(m for m in range(j) if m not in connected[j] and (j, m) not in below) for j in range(n)]
+    bases = [_base_level(j, connected, disconnected) for j in range(n)]
+    # When v_j < v_base, level j needs only the base set's elements before the current
+    # v_base: a prefix of the sorted set, which enforces that bound for free.
+    prefix = [bases[j] is not None and bases[j] in bounds[j] for j in range(n)]
+    enforced = [() if oriented else tuple(b for b in bounds[j] if not (prefix[j] and b == bases[j]))
+                for j in range(n)]
+    reused = {bases[j] for j in range(n) if bases[j] is not None and not prefix[j]}
+
+    levels: list[Level] = []
+    slots = _SlotAllocator()
+    for j in range(n):
+        if j < 2:
+            levels.append(Level(j, order[j], connected[j], (), bounds[j] if j == 1 else (), distinct[j], None, (),
+                                ("N", 0) if j == 1 else None, j == n - 1, False))
+            continue
+        last = j == n - 1
+        bounded = bool(enforced[j]) and j not in reused
+        base = bases[j]
+        ops = [(INTERSECT, i) for i in connected[j]] + [(DIFFERENCE, d) for d in disconnected[j]]
+        if base is None:
+            left: Operand = ("N", connected[j][0])
+            ops = ops[1:]
+        else:
+            left = ("P", base) if prefix[j] else levels[base].result
+            ops = [op for op in ops if op[1] not in connected[base] and op[1] not in disconnected[base]]
+        steps, result = slots.lower(left, ops, bounded, count=last)
+        levels.append(Level(j, order[j], connected[j], disconnected[j], enforced[j], distinct[j], base,
+                            tuple(steps), result, last, bounded and bool(steps), base if prefix[j] else None))
+
+    if oriented:
+        edge_list = "oriented"
+    elif 0 in bounds[1]:
+        edge_list = "halved"
+    else:
+        edge_list = "full"
+    return SearchPlan(pattern, induced, oriented, order, len(automorphisms(pattern)), tuple(constraints),
+                      tuple(levels), edge_list, slots.count)
+
+
+def _transitive_closure(n: int, pairs: list[tuple[int, int]]) -> set[tuple[int, int]]:
+    closure = set(pairs)
+    for k, i, j in itertools.product(range(n), repeat=3):
+        if (i, k) in closure and (k, j) in closure:
+            closure.add((i, j))
+    return closure
+
+
+def _base_level(j: int, connected: list[tuple[int, ...]], disconnected: list[tuple[int, ...]]) -> int | None:
+    """The earlier level (>= 2) with the most operations, all of which level j also needs."""
+    best, best_size = None, 0
+    for m in range(2, j):
+        if set(connected[m]) <= set(connected[j]) and set(disconnected[m]) <= set(disconnected[j]):
+            size = len(connected[m]) + len(disconnected[m])
+            if size >= best_size:
+                best, best_size = m, size
+    return best
+
+
+class _SlotAllocator:
+    """Hands out buffer slots: one per level that writes a set, plus one shared scratch slot.
+
+    A level with W writes alternates between its own slot and the scratch slot so
+    that the last write lands in its own slot (an operation never reads and
+    writes the same buffer).
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.scratch: int | None = None
+
+    def _new(self) -> int:
+        self.count += 1
+        return self.count - 1
+
+    def lower(self, left: Operand, ops: list[tuple[str, int]], bounded: bool,
+              count: bool) -> tuple[list[Step], Operand | None]:
+        if count and not ops:
+            return [Step(COUNT_BELOW, left, None, None, bounded)], None
+        writes = len(ops) - 1 if count else len(ops)
+        own = self._new() if writes else None
+        if writes >= 2 and self.scratch is None:
+            self.scratch = self._new()
+        steps = []
+        for k, (kind, right) in enumerate(ops, start=1):
+            if count and k == len(ops):
+                steps.append(Step(kind, left, right, None, bounded))
+                break
+            out = own if (writes - k) % 2 == 0 else self.scratch
+            steps.append(Step(kind, left, right, out, bounded))
+            left = ("S", out)
+        return steps, (None if count else left)

@@ -1,0 +1,100 @@
+"""Multi-device scheduling: the edge list cut into partitions whose counts are summed.
+
+The plan's edge list is cut into chunks (default 1024 edges), and the chunks
+are dealt to partitions by one of three policies:
+
+- "round-robin" (default): chunk c goes to partition c mod P;
+- "even": P contiguous ranges of equal edge count;
+- "least-work": chunks by decreasing estimated work, min(deg(src), deg(dst))
+  summed over the chunk, each to the partition with the least work so far.
+
+On the gpu backend partition p runs on device p mod (visible devices), all
+launched before any is awaited; on the others the partitions run in turn.
+With one device (or none), P logical partitions still run and must sum to
+the single-partition count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from impls.g2miner import pattern as patterns
+from impls.g2miner.analyser import plan as make_plan
+from impls.g2miner.prepare import PreparedGraph, prepare
+from impls.g2miner.runner import check_backend, count_prepared
+from workloads.graphs import CSRGraph
+
+POLICIES = ("round-robin", "even", "least-work")
+DEFAULT_CHUNK = 1024
+
+
+@dataclass(frozen=True)
+class ScheduledCount:
+    """A partitioned count: the total, each partition's share and the device it ran on."""
+
+    total: int
+    partition_counts: tuple[int, ...]
+    devices: tuple[int, ...]
+    policy: str
+
+
+def partition_edges(graph: PreparedGraph, num_partitions: int, chunk: int = DEFAULT_CHUNK,
+                    policy: str = "round-robin") -> list[np.ndarray]:
+    """Edge-list indices of each partition (sorted within a partition)."""
+    if num_partitions < 1:
+        raise ValueError(f"num_partitions must be >= 1, not {num_partitions}")
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1 edge, not {chunk}")
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    edges = np.arange(graph.num_edges, dtype=np.int64)
+    if policy == "even":
+        return [np.ascontiguousarray(part) for part in np.array_split(edges, num_partitions)]
+    chunk_of_edge = edges // chunk
+    num_chunks = int(chunk_of_edge[-1]) + 1 if graph.num_edges else 0
+    if policy == "round-robin":
+        owner = np.arange(num_chunks) % num_partitions
+    else:
+        degrees = np.diff(graph.indptr)
+        work = np.minimum(degrees[graph.src], degrees[graph.dst])
+        chunk_work = np.bincount(chunk_of_edge, weights=work, minlength=num_chunks)
+        owner = np.empty(num_chunks, dtype=np.int64)
+        load = np.zeros(num_partitions)
+        for c in np.argsort(-chunk_work, kind="stable"):
+            p = int(np.argmin(load))
+            owner[c] = p
+            load[p] += chunk_work[c]
+    edge_owner = owner[chunk_of_edge]
+    return [np.flatnonzero(edge_owner == p) for p in range(num_partitions)]
+
+
+def count_partitioned(graph: CSRGraph, pattern: "str | patterns.Pattern | Iterable[Sequence[int]]",
+                      backend: str = "cpu", induced: bool = False, num_partitions: int | None = None,
+                      chunk: int = DEFAULT_CHUNK, policy: str = "round-robin") -> ScheduledCount:
+    """Count `pattern` with the edge list split into partitions (one per visible GPU by default)."""
+    check_backend(backend)
+    search_plan = make_plan(patterns.get(pattern), bool(induced))
+    prepared = prepare(graph, search_plan)
+    num_devices = _gpu_count() if backend == "gpu" else 1
+    if num_partitions is None:
+        num_partitions = max(num_devices, 1)
+    parts = partition_edges(prepared, num_partitions, chunk, policy)
+    devices = tuple(p % max(num_devices, 1) for p in range(num_partitions))
+    if backend == "gpu":
+        from impls.g2miner import cuda_backend
+
+        pending = [cuda_backend.launch(search_plan, prepared.subset(ids), device)
+                   for ids, device in zip(parts, devices)]
+        counts = tuple(p.result() for p in pending)
+    else:
+        counts = tuple(count_prepared(search_plan, prepared.subset(ids), backend) for ids in parts)
+    return ScheduledCount(sum(counts), counts, devices, policy)
+
+
+def _gpu_count() -> int:
+    from impls.g2miner import cuda_backend
+
+    return cuda_backend.device_count()
