@@ -31,7 +31,7 @@ gate: setup
 
 asv: setup
 	$(BIN)/asv machine --yes
-	$(BIN)/asv run --python=same --set-commit-hash $$(git rev-parse HEAD) --bench 'TimeTopk.time_run.*25k'
+	$(BIN)/asv run --python=same --set-commit-hash $$(git rev-parse HEAD) --bench 'TimeFaery.time_run.*numpy/cpu/gaussian-25k'
 	$(BIN)/asv publish
 
 clean:

@@ -18,16 +18,20 @@ from harness import backends, machine, registry
 from harness.store import DEFAULT_PATH, Store
 
 def _filters(f):
+    f = click.option("--where", multiple=True, metavar="FIELD=VALUE",
+                     help="only experiments whose field or parameter matches (repeatable; globs allowed), "
+                          "e.g. --where impl=faery --where scenario=single-stream")(f)
     f = click.option("--workload", help="only experiments on this workload")(f)
     f = click.option("--backend", help="only experiments on this backend (cpu, gpu, opencl, fpga-model)")(f)
     return click.option("--system", help="only this system")(f)
 
 
-def _select(system: str | None, tier: str | None, backend: str | None, workload: str | None) -> list:
+def _select(system: str | None, tier: str | None, backend: str | None, workload: str | None,
+            where: tuple[str, ...] = ()) -> list:
     """Registered experiments matching the filters; unknown names are an error, not an empty list."""
     from workloads import catalog
 
-    selector = {}
+    selector = dict(_parse_where(w) for w in where)
     if backend is not None:
         backends.probe(backend)  # ValueError naming the known backends
         selector["backend"] = backend
@@ -35,6 +39,18 @@ def _select(system: str | None, tier: str | None, backend: str | None, workload:
         catalog.get(workload)    # ValueError naming the known workloads
         selector["workload"] = workload
     return registry.experiments(system=system, tier=tier, selector=selector)
+
+
+def _parse_where(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise UserError(f"--where {text!r}: expected FIELD=VALUE, e.g. impl=faery")
+    for convert in (int, float):
+        try:
+            return key, convert(value)
+        except ValueError:
+            continue
+    return key, value
 
 
 STORE_OPTION = click.option("--store", "store_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -89,9 +105,10 @@ def env(as_json: bool) -> None:
 @cli.command("list")
 @_filters
 @click.option("--tier", type=click.Choice(["quick", "full"]), help="only this tier")
-def list_(system: str | None, backend: str | None, workload: str | None, tier: str | None) -> None:
+def list_(system: str | None, backend: str | None, workload: str | None, where: tuple[str, ...],
+          tier: str | None) -> None:
     """Show every registered experiment and whether it can run here."""
-    exps = _select(system, tier, backend, workload)
+    exps = _select(system, tier, backend, workload, where)
     for exp in exps:
         ok, why = backends.can_run(exp.backend, exp.requires)
         tiers = "+".join(sorted(exp.tiers))
@@ -131,13 +148,15 @@ def run_one(experiment_id: str, quick: bool) -> None:
 @click.option("--no-report", is_flag=True, help="measure only")
 @click.pass_context
 def reproduce(ctx: click.Context, tier: str, system: str | None, backend: str | None, workload: str | None,
-              store_path: Path, out: Path, force: bool, no_report: bool) -> None:
+              where: tuple[str, ...], store_path: Path, out: Path, force: bool, no_report: bool) -> None:
     """Run every experiment of a tier (resuming a previous run), then write the report."""
     from harness import report
     from harness.measure import Settings
     from harness.runner import Session, run_all
 
-    exps = _select(system, tier, backend, workload)
+    exps = _select(system, tier, backend, workload, where)
+    if not exps:
+        raise UserError("no registered experiment matches these filters (`recmine list` shows them all)")
     if not no_report:
         _check_writable_dir(out, "--out")
     with _open_store(store_path) as store:
@@ -237,7 +256,6 @@ def compare(before: str, after: str, store_path: Path) -> None:
 def gate(reference: Path, threshold: float | None, write_ref: bool) -> None:
     """Regression gate: fail (exit 1) when a gated ratio regressed beyond the threshold."""
     from harness import compare as cmp
-    from harness.measure import Settings
 
     figures, file_threshold = cmp.load_reference(reference)
     threshold = threshold or file_threshold
@@ -248,7 +266,7 @@ def gate(reference: Path, threshold: float | None, write_ref: bool) -> None:
             ok, why = backends.can_run(registry.get(exp_id).backend, registry.get(exp_id).requires)
             if not ok:
                 raise UserError(f"gated figure {f.name}: {exp_id} cannot run here: {why}")
-    ratios = cmp.measure_ratios(figures, Settings(min_repeats=5, min_time_s=0.3))
+    ratios = cmp.measure_ratios(figures)
     if write_ref:
         cmp.write_reference(reference, figures, ratios, threshold,
                             {"commit": machine.git_commit(), "machine": machine.machine()["cpu"]})

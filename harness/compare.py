@@ -14,14 +14,16 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness import registry
-from harness.measure import Settings
-from harness.runner import run
+from harness.measure import timer_for
 from harness.store import Row, Store
+from workloads import catalog
 
 MIN_EFFECT = 0.05          # changes under 5% are noise whatever the p-value
 ALPHA = 0.05
@@ -144,19 +146,31 @@ def load_reference(path: str | os.PathLike) -> tuple[list[GateFigure], float]:
     return figures, float(doc.get("threshold", 1.25))
 
 
-def measure_ratios(figures: list[GateFigure], settings: Settings, rounds: int = 3) -> dict[str, float]:
-    """Each figure's ratio: numerator and denominator timed alternately, median of `rounds` ratios.
+def measure_ratios(figures: list[GateFigure], pairs: int = 15, min_time_s: float = 1.0) -> dict[str, float]:
+    """Each figure's ratio: the median over interleaved (numerator, denominator) timings.
 
-    Alternating the two inside one run keeps a burst of load on the machine from
-    landing on one side only.
+    Timing the two sides back to back, pair after pair, and taking the median of the
+    per-pair ratios cancels slow drifts in the machine's load that would bias two
+    separate measurements.
     """
     out = {}
     for f in figures:
-        num, den = registry.get(f.numerator), registry.get(f.denominator)
-        ratios = []
-        for _ in range(rounds):
-            ratios.append(run(num, settings).value / run(den, settings).value)
-        out[f.name] = sorted(ratios)[len(ratios) // 2]
+        sides = [registry.get(f.numerator), registry.get(f.denominator)]
+        trials = [exp.build(catalog.load(exp.workload), exp.p) for exp in sides]
+        timers = [timer_for(exp.backend) for exp in sides]
+        try:
+            for trial, timer in zip(trials, timers):
+                timer.time(trial.run)  # warm-up: compilation and caches stay out of the ratio
+            ratios: list[float] = []
+            began = time.perf_counter()
+            while len(ratios) < pairs or time.perf_counter() - began < min_time_s:
+                num, den = (timer.time(trial.run)[0] for trial, timer in zip(trials, timers))
+                ratios.append(num / den)
+        finally:
+            for trial in trials:
+                if trial.teardown is not None:
+                    trial.teardown()
+        out[f.name] = statistics.median(ratios)
     return out
 
 

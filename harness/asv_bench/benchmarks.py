@@ -5,7 +5,7 @@ One class per system:
 - `Track<System>.track_time_s(experiment)`: modelled or simulated experiments,
   whose figure is tracked (the unit says which).
 An experiment whose backend is unavailable is skipped by asv (NotImplementedError).
-Pick a subset with `asv run --bench 'TimeTopk.time_run.*25k'`.
+Pick a subset with `asv run --bench 'TimeFaery.time_run.*numpy/cpu/gaussian-25k'`.
 """
 
 from harness import backends, registry

@@ -324,7 +324,50 @@ def _sweeps() -> list[Experiment]:
 
 @click.group("faery")
 def cli() -> None:
-    """FAERY: run a LoadGen scenario on a named workload."""
+    """FAERY: exact top-K search on your own files, and LoadGen scenarios on named workloads."""
+
+
+@cli.command("search")
+@click.argument("corpus", type=click.Path(dir_okay=False))
+@click.option("--queries", type=click.Path(dir_okay=False),
+              help="query file (default: an ann-benchmarks file's 'test' set, or 16 rows of the corpus)")
+@click.option("-k", "k", default=10, show_default=True, help="results per query")
+@click.option("--impl", default="faery", show_default=True, type=click.Choice(sorted({i for i, _ in SUTS})))
+@click.option("--backend", default="cpu", show_default=True, type=click.Choice(sorted({b for _, b in SUTS})))
+@click.option("--out", type=click.Path(dir_okay=False), help="write ids and scores to this .npz")
+def search_command(corpus: str, queries: str | None, k: int, impl: str, backend: str, out: str | None) -> None:
+    """Top-K of each query in CORPUS (.npy, .fvecs, .bvecs, .hdf5), with the median time of 5 runs."""
+    from pathlib import Path
+
+    from harness.measure import Settings, measure, timer_for
+    from workloads.embeddings import load_embedding_set
+
+    search = _runnable(impl, backend)
+    data = load_embedding_set(corpus, queries, queries=16)
+    if out is not None and not Path(out).resolve().parent.is_dir():
+        raise ValueError(f"--out {out}: its folder does not exist")
+    run = search(data)
+    m = measure(lambda: run(data.queries, k), Settings(min_repeats=5, min_time_s=0.0), timer_for(backend))
+    scores, ids = _host(m.result)
+    click.echo(f"{impl} on {backend}: {data.queries.shape[0]} queries against {data.n:,} x {data.d} "
+               f"{data.corpus.dtype} in {m.median * 1e3:.2f} ms (median of {len(m.samples)}, "
+               f"IQR {m.iqr * 1e3:.2f} ms)")
+    for row in range(min(3, ids.shape[0])):
+        click.echo(f"  query {row}: ids {ids[row][:10].tolist()}{' ...' if k > 10 else ''}")
+    if out is not None:
+        np.savez(out, ids=ids, scores=scores)
+        click.echo(f"wrote {out}")
+
+
+def _runnable(impl: str, backend: str) -> Callable:
+    """The SUT factory for impl on backend, or ValueError saying why it cannot run here."""
+    if (impl, backend) not in SUTS:
+        raise ValueError(f"{impl} has no {backend} backend; choose from "
+                         f"{', '.join(f'{i}/{b}' for i, b in SUTS)}")
+    ok, why = backends.can_run(backend, SUTS[(impl, backend)][1])
+    if not ok:
+        raise ValueError(why)
+    return SUTS[(impl, backend)][0]
 
 
 @cli.command("loadgen")
@@ -342,16 +385,11 @@ def loadgen_command(workload: str, impl: str, backend: str, scenario: str, k: in
     """Measure one system under a LoadGen scenario and print its figures."""
     from workloads import catalog
 
-    if (impl, backend) not in SUTS:
-        raise ValueError(f"{impl} has no {backend} backend; choose from "
-                         f"{', '.join(f'{i}/{b}' for i, b in SUTS)}")
-    ok, why = backends.can_run(backend, SUTS[(impl, backend)][1])
-    if not ok:
-        raise ValueError(why)
+    make = _runnable(impl, backend)
     data = catalog.load(workload)
     if not isinstance(data, EmbeddingSet):
         raise ValueError(f"workload {workload!r} is not an embeddings workload")
-    search = SUTS[(impl, backend)][0](data)
+    search = make(data)
     run = lambda q: search(q, k)  # noqa: E731
     if scenario == "single-stream":
         stats = loadgen.single_stream(run, data.queries, min_queries=LOADGEN_QUERIES)
@@ -368,6 +406,29 @@ def loadgen_command(workload: str, impl: str, backend: str, scenario: str, k: in
                        f"{'meets' if step.met_bound else 'breaks'} the bound")
         click.echo(f"server  highest QPS with p99 <= {bound_ms:g} ms: {res.qps_at_bound:.1f}")
 
+
+# The report's speedup tables divide the Faiss-like baseline's time by every other implementation's.
+SPEEDUP_BASELINE = "faiss_topk"
+
+# Our baselines beside the real libraries they stand for, on the same data in the same run.
+BASELINE_STRENGTH = [
+    {"label": "faiss-cpu / baselines.faiss_topk on the CPU, one query at a time",
+     "real": {"system": "faery", "impl": "faiss-cpu", "scenario": "single-stream"},
+     "ours": {"system": "faery", "impl": "faiss_topk", "backend": "cpu", "scenario": "single-stream"},
+     "pair_on": ["workload", "k"]},
+    {"label": "faiss-cpu / baselines.faiss_topk on the CPU, offline batches",
+     "real": {"system": "faery", "impl": "faiss-cpu", "scenario": "offline"},
+     "ours": {"system": "faery", "impl": "faiss_topk", "backend": "cpu", "scenario": "offline"},
+     "pair_on": ["workload", "k", "batch"]},
+    {"label": "torch.topk(Q @ C.T) / baselines.faiss_topk on the GPU, one query at a time",
+     "real": {"system": "faery", "impl": "torch-topk", "scenario": "single-stream"},
+     "ours": {"system": "faery", "impl": "faiss_topk", "backend": "gpu", "scenario": "single-stream"},
+     "pair_on": ["workload", "k"]},
+    {"label": "torch.topk(Q @ C.T) / baselines.faiss_topk on the GPU, offline batches",
+     "real": {"system": "faery", "impl": "torch-topk", "scenario": "offline"},
+     "ours": {"system": "faery", "impl": "faiss_topk", "backend": "gpu", "scenario": "offline"},
+     "pair_on": ["workload", "k", "batch"]},
+]
 
 PLOTS = [
     {"title": "FAERY: single-query latency vs corpus size, per backend (top-100)",

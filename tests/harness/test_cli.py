@@ -12,7 +12,8 @@ from harness import claims, runner
 from harness.cli import cli
 from harness.store import Store
 
-SMALL = ["--system", "topk", "--workload", "gaussian-25k-d128-fp32"]
+SMALL = ["--system", "faery", "--backend", "cpu", "--workload", "gaussian-25k-d128-fp32",
+         "--where", "scenario=single-stream"]  # faery, faiss_topk, faiss-cpu and numpy, one query at a time
 
 
 def recmine(*args):
@@ -64,10 +65,10 @@ def test_reproduce_is_resumable_after_an_interrupt(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "run", real_run)
     result = CliRunner().invoke(cli, ["reproduce", *SMALL, "--store", str(store), "--out", str(tmp_path / "rep")])
     assert result.exit_code == 0, result.output
-    assert "2 already stored" in result.output
+    assert "2 already stored" in result.output and "2 measured" in result.output
     with Store(store) as s:
         rows = s.latest()
-    assert len(rows) == 6 and all(r["git_commit"] and r["versions"]["numpy"] for r in rows)
+    assert len(rows) == 4 and all(r["git_commit"] and r["versions"]["numpy"] for r in rows)
     index = next((tmp_path / "rep").glob("*/index.html"))
     page = html.unescape(index.read_text())
     for c in claims.load():
@@ -81,9 +82,9 @@ def test_reproduce_is_resumable_after_an_interrupt(tmp_path, monkeypatch):
 
 def test_gate_passes_on_its_reference_and_fails_on_a_planted_2x_slowdown(tmp_path, monkeypatch):
     ref = tmp_path / "reference.json"
-    exp = "topk/{}/cpu/gaussian-25k-d128-fp32/batch=64,k=100"
+    exp = "faery/{}/cpu/gaussian-100k-d128-fp32/batch=16,k=100,scenario=offline"
     ref.write_text(json.dumps({"threshold": 1.5, "figures": [
-        {"name": "faiss_topk/numpy", "numerator": exp.format("faiss_topk"), "denominator": exp.format("numpy")}]}))
+        {"name": "faiss_topk/faiss-cpu", "numerator": exp.format("faiss_topk"), "denominator": exp.format("faiss-cpu")}]}))
     result = CliRunner().invoke(cli, ["gate", "--reference", str(ref), "--write"])
     assert result.exit_code == 0, result.output
     assert json.loads(ref.read_text())["figures"][0]["ratio"] > 0
