@@ -11,8 +11,10 @@ citeseer, which only G2Miner runs (the baseline has no FSM).
   claims.
 - impl "pangolin_bfs": `baselines.pangolin_bfs` on cpu (numba) and gpu (cupy).
 
-Tiers: quick runs every problem on citeseer (exact ground truth, checked);
-full runs kron16-18 and, on the GPU, kron21, as FULL_GRID lists, plus the
+Tiers: quick runs every problem on citeseer (exact ground truth, checked) and,
+on the CPU, G2Miner against pangolin_bfs on kron12 (a small skewed graph, where
+the work outweighs thread start-up; ground truth checked) for TC, 4-CL, diamond
+and 4-cycle; full runs kron16-18 and, on the GPU, kron21, as FULL_GRID lists, plus the
 multi-GPU runs (the scheduler over 2, 4, 8 GPUs) that this machine has GPUs for.  Preprocessing
 (orientation, relabelling) happens before the timed region for both systems:
 pangolin_bfs prepares in `build`, G2Miner caches its prepared graph on first
@@ -76,6 +78,10 @@ PROBLEMS: dict[str, Problem] = {
 
 FSM_SUPPORTS = (50, 100, 300)  # citeseer has 3,312 vertices: the paper's 300..5000 leave almost nothing frequent
 QUICK_WORKLOADS = ("citeseer",)
+# The quick tier's Kronecker comparison (CPU only): seconds for both systems on 2 cores.
+QUICK_KRON = "kron12"
+QUICK_KRON_PROBLEMS = ("TC", "4-CL", "diamond", "4-cycle")
+QUICK_KRON_IMPLS = (("g2miner", "cpu"), ("pangolin_bfs", "cpu"))
 ALL_PROBLEMS = tuple(PROBLEMS)
 KRON_FULL = ("kron16", "kron17", "kron18")
 SEARCH_PROBLEMS = ("TC", "4-CL", "5-CL", "4-cycle", "diamond")
@@ -175,6 +181,8 @@ def experiments() -> list[Experiment]:
     # Every (impl, backend) pair of the full grid runs every problem on the quick workloads.
     out = [_declare(impl, backend, workload, problem, "quick")
            for impl, backend in FULL_GRID for workload in QUICK_WORKLOADS for problem in ALL_PROBLEMS]
+    out += [_declare(impl, backend, QUICK_KRON, problem, "quick")
+            for impl, backend in QUICK_KRON_IMPLS for problem in QUICK_KRON_PROBLEMS]
     out += [experiment(SYSTEM, "g2miner", "cpu", "citeseer", build_fsm,
                        params={"problem": "3-FSM", "support": support}, tiers="quick",
                        description=f"3-FSM (2 edges) on citeseer, support {support}: g2miner (cpu)")
@@ -200,7 +208,7 @@ PLOTS = [
     {"title": f"{problem}: G2Miner vs pangolin_bfs on kron graphs ({backend})",
      "select": {"system": SYSTEM, "problem": problem, "backend": backend, "workload": "kron*"},
      "x": "size.edges", "y": "time_s", "hue": "impl", "logx": True, "logy": True}
-    for problem in ("TC", "4-CL", "diamond") for backend in ("cpu", "gpu")
+    for problem in ("TC", "4-CL", "diamond", "4-cycle") for backend in ("cpu", "gpu")
 ] + [
     {"title": "G2Miner per problem on citeseer, by backend",
      "select": {"system": SYSTEM, "workload": "citeseer", "impl": "g2miner", "problem": list(ALL_PROBLEMS)},

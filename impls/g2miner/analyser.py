@@ -21,6 +21,14 @@
    remaining set operations, writing into per-level buffer slots; the last
    level only counts.  Emitters translate steps one to one and never look at
    the pattern itself.
+6. **Twin aggregation** (`TwinAggregate`, optional): when the last level and an
+   earlier level bind *twins* (same pattern neighbours, not adjacent, the same
+   symmetry bounds against every other level, one below the other), the count
+   for fixed values of the remaining levels is C(|S|, 2), where S is the twins'
+   common candidate set.  For four levels with twins at levels 1 and 3, the
+   remaining key level 2 is reached through level 1 (a wedge v0 - v1 - v2), so
+   |S(v0, v2)| is the number of wedges from v0 to v2: a backend may count
+   wedges per key vertex and sum C(w, 2) instead of intersecting per wedge.
 """
 
 from __future__ import annotations
@@ -93,6 +101,25 @@ class Level:
 
 
 @dataclass(frozen=True)
+class TwinAggregate:
+    """A count-only shortcut: levels `twin` and `last` bind interchangeable vertices.
+
+    Parallel over v0; the DFS runs levels 1..`key` as planned (level `twin` is among
+    them), and instead of binding `last` it adds one to a per-worker counter of v_key.
+    Each key's count w is the size of the twins' common candidate set, and the
+    matches are the C(w, 2) pairs of it, the lower one at level `last`.
+    """
+
+    twin: int
+    key: int
+    last: int
+
+    def __str__(self) -> str:
+        return (f"twin aggregation: v{self.twin} and v{self.last} are twins; per v0, count the v{self.twin} "
+                f"that reach each v{self.key} (w), and add C(w, 2)")
+
+
+@dataclass(frozen=True)
 class SearchPlan:
     """A pattern's search plan: matching order, symmetry bounds and per-level set operations."""
 
@@ -105,6 +132,8 @@ class SearchPlan:
     levels: tuple[Level, ...]
     edge_list: str
     num_slots: int
+    # An optional count-only lowering of the last levels; backends without it run `levels`.
+    twin_aggregate: TwinAggregate | None = None
 
     @property
     def depth(self) -> int:
@@ -145,6 +174,8 @@ class SearchPlan:
             for step in lv.steps:
                 lines.append(f"    {step}")
         lines.append(f"buffers per worker: {self.num_slots} × max degree")
+        if self.twin_aggregate is not None:
+            lines.append(str(self.twin_aggregate))
         return "\n".join(lines)
 
 
@@ -285,8 +316,37 @@ def plan(pattern: Pattern, induced: bool = False) -> SearchPlan:
         edge_list = "halved"
     else:
         edge_list = "full"
+    plan_levels = tuple(levels)
+    twins = None if oriented else _twin_aggregate(order, adj, below, plan_levels)
     return SearchPlan(pattern, induced, oriented, order, len(automorphisms(pattern)), tuple(constraints),
-                      tuple(levels), edge_list, slots.count)
+                      plan_levels, edge_list, slots.count, twins)
+
+
+def _twin_aggregate(order: tuple[int, ...], adj: tuple[frozenset[int], ...], below: set[tuple[int, int]],
+                    levels: tuple[Level, ...]) -> TwinAggregate | None:
+    """The twin aggregation for four levels whose levels 1 and 3 bind twins, when the plan allows it.
+
+    Conditions, all read from the plan: levels 1 and 3 have the same pattern
+    neighbours and are not adjacent; v3 < v1; every other level k relates to both
+    the same way (v_k < v_1 iff v_k < v_3, and the reverse); no set differences
+    (pairs of S must be free to be adjacent) and no distinctness test at level 3
+    or on level 1; level 2 is reached from v1 and is adjacent to v1, not to v0
+    (a wedge), so v3's candidates depend on v0 and v2 only.
+    """
+    if len(levels) != 4:
+        return None
+    twin, key, last = 1, 2, 3
+    u_twin, u_last = order[twin], order[last]
+    if adj[u_twin] != adj[u_last] or u_last in adj[u_twin] or (last, twin) not in below:
+        return None
+    for k in (0, key):
+        if ((twin, k) in below) != ((last, k) in below) or ((k, twin) in below) != ((k, last) in below):
+            return None
+    if any(lv.disconnected for lv in levels) or levels[last].distinct_from or levels[twin].distinct_from:
+        return None
+    if levels[key].connected != (twin,) or levels[last].connected != (0, key):
+        return None
+    return TwinAggregate(twin, key, last)
 
 
 def _transitive_closure(n: int, pairs: list[tuple[int, int]]) -> set[tuple[int, int]]:

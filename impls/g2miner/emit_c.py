@@ -16,6 +16,9 @@ Both dialects get the same kernel, written once against a few macros
   carved from one allocation: nothing is allocated on the device while running.
 - **Reduction.** 64-bit per-warp counters, then per block (CUDA) and one
   64-bit atomic add per block or warp; a wrapped counter sets `overflow`.
+- **Levels only.** A plan's optional twin aggregation is not emitted here: it
+  needs a |V|-sized wedge counter per worker, which the per-warp max-degree
+  buffers do not hold; the levels are a complete lowering of every plan.
 
 CUDA maps the macros onto `__ballot_sync`/`__popc`/`__syncwarp` with 256-thread
 blocks.  OpenCL on PoCL has no sub-groups, so a work-group *is* one warp and

@@ -30,6 +30,9 @@ class PreparedGraph:
     dst: np.ndarray
     max_degree: int
     mode: str
+    # False for a part of the edge list: kernels that aggregate over a whole
+    # neighbourhood (the twin aggregation) need every edge of it.
+    complete: bool = True
 
     @property
     def num_edges(self) -> int:
@@ -38,7 +41,7 @@ class PreparedGraph:
     def subset(self, edge_ids: np.ndarray) -> "PreparedGraph":
         """The same graph with only the listed edges of the edge list to start from."""
         return PreparedGraph(self.indptr, self.indices, self.src[edge_ids], self.dst[edge_ids],
-                             self.max_degree, self.mode)
+                             self.max_degree, self.mode, complete=False)
 
 
 _CACHE: "weakref.WeakKeyDictionary[CSRGraph, dict[str, PreparedGraph]]" = weakref.WeakKeyDictionary()

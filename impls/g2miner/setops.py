@@ -3,9 +3,11 @@
 All inputs are ascending int32 arrays (adjacency lists or earlier results);
 outputs stay ascending.  `bound` keeps only elements below it (the symmetry
 bound of the level); pass NO_BOUND for none.  Lists of similar length are
-merged; a much shorter list is searched key by key in the longer one with a
-binary search that never moves backwards (the CPU form of the GPU kernels'
-"binary search of the smaller list's keys in the larger").
+merged; a shorter list is searched key by key in the longer one with a
+galloping search that never moves backwards (the CPU form of the GPU kernels'
+"binary search of the smaller list's keys in the larger"): each key costs the
+log of its distance from the previous match, so the search pays off from a
+length ratio of a few.
 """
 
 from __future__ import annotations
@@ -14,8 +16,27 @@ import numpy as np
 from numba import njit
 
 NO_BOUND = np.int64(2**31 - 1)
-# Above this length ratio, binary search beats a linear merge.
-_SEARCH_RATIO = 32
+# Above this length ratio, galloping search beats a linear merge (measured on
+# kron16 diamonds and 4-cliques against ratios 2, 8 and the former 32 with plain binary search).
+_SEARCH_RATIO = 4
+
+
+@njit(cache=True, inline="always")
+def gallop(a: np.ndarray, lo: int, hi: int, x: int) -> int:
+    """First index in a[lo:hi] whose element is >= x, found by doubling steps from lo, then halving."""
+    step = 1
+    while lo + step < hi and a[lo + step] < x:
+        lo += step
+        step <<= 1
+    # a[lo] may still be < x; the answer lies in (lo, min(lo + step, hi)] or is lo itself.
+    end = min(lo + step, hi)
+    while lo < end:
+        mid = (lo + end) >> 1
+        if a[mid] < x:
+            lo = mid + 1
+        else:
+            end = mid
+    return lo
 
 
 @njit(cache=True, inline="always")
@@ -57,7 +78,7 @@ def _intersect(a: np.ndarray, b: np.ndarray, bound: int, out: np.ndarray, write:
         lo = 0
         for i in range(na):
             x = a[i]
-            lo = lower_bound(b, lo, nb, x)
+            lo = gallop(b, lo, nb, x)
             if lo == nb:
                 break
             if b[lo] == x:

@@ -6,6 +6,7 @@ Every test runs on each backend CI has: numba ("cpu") and OpenCL on PoCL ("openc
 from __future__ import annotations
 
 import networkx as nx
+import numpy as np
 import pytest
 
 from impls import g2miner
@@ -107,3 +108,65 @@ def test_bad_arguments_are_refused(citeseer):
         g2miner.triangles([[0, 1]])
     with pytest.raises(ValueError, match="motif size k=5"):
         g2miner.motifs(citeseer, 5)
+
+
+@pytest.mark.parametrize("name", ["4-cycle", "diamond", "house", "5-clique"])
+def test_parallel_serial_and_twin_kernels_agree(monkeypatch, name):
+    """Small inputs take the serial kernels; force the parallel ones too, and the DFS beside the twin aggregation."""
+    from impls.g2miner import numba_backend
+    from impls.g2miner.prepare import prepare
+
+    seed = fresh_seed()
+    graph, reference = random_graph(seed, num_vertices=30, density=0.3)
+    pattern = patterns.get(name)
+    plan = g2miner.plan(pattern)
+    expected = brute_force(reference, pattern, induced=False)
+    prepared = prepare(graph, plan)
+    whole_as_part = prepared.subset(np.arange(prepared.num_edges))  # not `complete`: no twin aggregation
+    assert numba_backend.count(plan, prepared) == expected, f"serial, seed {seed}"
+    assert numba_backend.count(plan, whole_as_part) == expected, f"serial DFS, seed {seed}"
+    monkeypatch.setattr(numba_backend, "SERIAL_BELOW", 0)
+    assert numba_backend.count(plan, prepared) == expected, f"parallel, seed {seed}"
+    assert numba_backend.count(plan, whole_as_part) == expected, f"parallel DFS, seed {seed}"
+
+
+def test_kron12_ground_truth_matches_dense_reference():
+    """The quick tier's kron12 counts, recomputed with adjacency-matrix algebra (no miner involved)."""
+    from workloads import catalog
+    from workloads.graphs.named import KRON12_GROUND_TRUTH
+
+    graph = catalog.load("kron12")
+    n = graph.num_vertices
+    adjacency = np.zeros((n, n), np.float32)
+    adjacency[np.repeat(np.arange(n), np.diff(graph.indptr)), graph.indices] = 1
+    codegree = (adjacency @ adjacency).astype(np.int64)  # exact: entries stay below 2^24
+    on_edges = codegree[adjacency == 1]  # per ordered edge
+    np.fill_diagonal(codegree, 0)
+    linked = adjacency.astype(bool)
+    cliques4 = 0
+    for u, v in zip(*np.nonzero(np.triu(linked))):
+        common = np.flatnonzero(linked[u] & linked[v])
+        cliques4 += int(adjacency[np.ix_(common, common)].sum()) // 2  # edges inside N(u) ∩ N(v)
+    assert KRON12_GROUND_TRUTH == {
+        "triangle": int(on_edges.sum()) // 6,
+        "4-clique": cliques4 // 6,  # each 4-clique: each of its 6 edges sees the opposite edge
+        "4-cycle": int((codegree * (codegree - 1) // 2).sum()) // 4,  # 2 diagonals, each pair ordered twice
+        "diamond": int((on_edges * (on_edges - 1) // 2).sum()) // 2,
+    }
+    assert g2miner.count(graph, "4-cycle") == KRON12_GROUND_TRUTH["4-cycle"]
+
+
+def test_set_operations_match_numpy():
+    """Merge and galloping paths of the set library, against numpy, on lists of very different lengths."""
+    from impls.g2miner import setops
+
+    rng = np.random.default_rng(fresh_seed())
+    for _ in range(200):
+        a = np.unique(rng.integers(0, 500, rng.integers(0, 40))).astype(np.int32)
+        b = np.unique(rng.integers(0, 500, rng.integers(0, 400))).astype(np.int32)
+        bound = int(rng.integers(0, 520))
+        expected = np.intersect1d(a, b)
+        expected = expected[expected < bound]
+        out = np.empty(len(a) + len(b), np.int32)
+        assert np.array_equal(out[:setops.intersect(a, b, bound, out)], expected)
+        assert setops.intersect_count(b, a, bound) == len(expected)

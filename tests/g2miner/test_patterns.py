@@ -104,3 +104,15 @@ def test_clique_size_is_checked(citeseer):
     for k in (3, 9, 2):
         with pytest.raises(ValueError, match=f"k={k}"):
             g2miner.cliques(citeseer, k)
+
+
+def test_twin_aggregation_is_derived_from_the_plan_structure():
+    # The 4-cycle written with other vertex numbers: found from its structure, not its name.
+    relabelled = g2miner.plan([(0, 2), (2, 1), (1, 3), (3, 0)])
+    assert relabelled.twin_aggregate == analyser.TwinAggregate(twin=1, key=2, last=3)
+    assert "twin aggregation: v1 and v3 are twins" in str(relabelled)
+    # Vertex-induced twins must not be adjacent, which C(w, 2) cannot see; cliques are oriented;
+    # other library patterns have no twin pair in the required shape.
+    assert g2miner.plan("4-cycle", induced=True).twin_aggregate is None
+    for name in sorted(set(patterns.LIBRARY) - {"4-cycle"}) + ["5-clique"]:
+        assert g2miner.plan(name).twin_aggregate is None, name

@@ -1,4 +1,4 @@
-"""The named graph workloads: citeseer (shipped), kron16..kron22 and urand16..urand20.
+"""The named graph workloads: citeseer (shipped), kron12 and kron16..kron22, urand16..urand20.
 
 Ground truth keys: a pattern name ("triangle", "4-clique", "5-clique",
 "4-cycle", "diamond") holds the edge-induced (non-induced) count, as in the
@@ -28,9 +28,15 @@ CITESEER_GROUND_TRUTH = {
                  "tailed-triangle": 22900, "diamond": 2200, "4-clique": 255},
 }
 
+# Edge-induced counts on kron12 (the default seed), from dense adjacency-matrix
+# algebra (codegrees from A @ A; 4-cliques as edges inside each edge's common
+# neighbourhood), independent of any miner; tests/g2miner/test_counts.py recomputes them.
+KRON12_GROUND_TRUTH = {"triangle": 480954, "4-clique": 3961142, "4-cycle": 52818351, "diamond": 56771716}
+
 # |V|, |E| (undirected, after cleaning) and max degree of the seeded graphs,
 # as `kron(scale)` / `urand(2**scale, 32)` produce them with the default seed.
 KRON_SIZES = {
+    12: (4096, 48381, 1321),  # a small skewed graph for the quick tier
     16: (65536, 909309, 9764),
     17: (131072, 1864144, 15794),
     18: (262144, 3806657, 25381),
@@ -67,6 +73,7 @@ for _scale, _known in KRON_SIZES.items():
         description=f"Graph500 Kronecker graph, scale {_scale}, edge factor 16 (A=0.57, B=C=0.19), symmetrised",
         load=lambda scale=_scale: kron(scale),
         size=_size(*_known),
+        ground_truth=KRON12_GROUND_TRUTH if _scale == 12 else {},
     ))
 
 for _scale, _known in URAND_SIZES.items():
