@@ -80,14 +80,9 @@ def load(path: Path = CLAIMS_FILE) -> list[Claim]:
             if key not in raw:
                 raise ValueError(f"{where}: missing field {key!r}")
         ms = []
-        for m in raw["measurements"]:
-            measure, tol = m.get("measure", {}), m.get("tolerance", {})
-            if measure.get("kind") not in ("ratio", "metric"):
-                raise ValueError(f"{where}: measure.kind must be 'ratio' or 'metric'")
-            if measure.get("aggregate", "median") not in _AGGREGATES:
-                raise ValueError(f"{where}: measure.aggregate must be one of {_AGGREGATES}")
-            if tol.get("rule") not in _RULES:
-                raise ValueError(f"{where}: tolerance.rule must be one of {_RULES}")
+        for j, m in enumerate(raw["measurements"]):
+            _check_measurement(m, f"{where}, measurement #{j}")
+            measure, tol = m["measure"], m["tolerance"]
             ms.append(Measurement(label=m["label"], measure=measure, tolerance=tol,
                                   direction=m.get("direction", {"op": ">", "value": 1.0}),
                                   requires=m.get("requires", {}), not_measurable=m.get("not_measurable", ""),
@@ -97,6 +92,32 @@ def load(path: Path = CLAIMS_FILE) -> list[Claim]:
     if len(set(ids)) != len(ids):
         raise ValueError(f"{path}: a claim id is used twice")
     return claims
+
+
+_RULE_FIELDS = {"range": ("low", "high"), "factor": ("target", "factor"), "at_least": ("value",),
+                "at_most": ("value",), "abs": ("target", "tol"), "hardware_bound": ()}
+
+
+def _check_measurement(m: dict[str, Any], where: str) -> None:
+    """Every field a measurement's measure, tolerance and direction need, or ValueError naming it."""
+    if "label" not in m:
+        raise ValueError(f"{where}: missing field 'label'")
+    measure, tol, direction = m.get("measure", {}), m.get("tolerance", {}), m.get("direction", {"op": ">", "value": 1})
+    if measure.get("kind") not in ("ratio", "metric"):
+        raise ValueError(f"{where}: measure.kind must be 'ratio' or 'metric'")
+    needed = ("numerator", "denominator") if measure["kind"] == "ratio" else ("select",)
+    for field in needed:
+        if not isinstance(measure.get(field), dict):
+            raise ValueError(f"{where}: measure.{field} must be a table of field = value selectors")
+    if measure.get("aggregate", "median") not in _AGGREGATES:
+        raise ValueError(f"{where}: measure.aggregate must be one of {_AGGREGATES}")
+    if tol.get("rule") not in _RULES:
+        raise ValueError(f"{where}: tolerance.rule must be one of {_RULES}")
+    for field in _RULE_FIELDS[tol["rule"]]:
+        if not isinstance(tol.get(field), (int, float)):
+            raise ValueError(f"{where}: tolerance rule {tol['rule']!r} needs a number {field!r}")
+    if direction.get("op") not in (">", "<") or not isinstance(direction.get("value"), (int, float)):
+        raise ValueError(f"{where}: direction must be {{ op = \">\" or \"<\", value = a number }}")
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -157,11 +178,13 @@ def _values(measure: dict[str, Any], rows: list[Row]) -> tuple[list[float], list
     num = [r for r in rows if matches(r.fields(), measure["numerator"]) and r.metric(metric) is not None]
     den = [r for r in rows if matches(r.fields(), measure["denominator"]) and r.metric(metric) is not None]
     key = lambda r: (r["machine_id"], r["git_commit"], tuple(str(r.fields().get(f)) for f in pair_on))
-    by_key = {key(r): r for r in den}
+    by_key: dict[tuple, list[Row]] = {}
+    for d in den:
+        by_key.setdefault(key(d), []).append(d)
     values, used = [], []
-    for r in num:
-        d = by_key.get(key(r))
-        if d is not None and d["id"] != r["id"]:
+    # Every numerator pairs with every denominator of its key (e.g. one GPU against 2, 4 and 8 GPUs).
+    for r, d in ((r, d) for r in num for d in by_key.get(key(r), [])):
+        if d["id"] != r["id"]:
             top, bottom = r.metric(metric), d.metric(metric)
             if bottom == 0 and top == 0:
                 continue  # neither side reached the figure (e.g. no QPS meets the latency bound): no ratio

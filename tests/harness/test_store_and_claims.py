@@ -76,7 +76,7 @@ def test_bad_claims_file_names_the_claim(tmp_path):
     bad = tmp_path / "c.toml"
     bad.write_text('[[claims]]\nid = "x"\npaper = "p"\nsource = "s"\ncompares = "c"\npaper_value = "1"\n'
                    '[[claims.measurements]]\nlabel = "l"\nmeasure = { kind = "nope" }\ntolerance = { rule = "range" }\n')
-    with pytest.raises(ValueError, match="claim x: measure.kind"):
+    with pytest.raises(ValueError, match="claim x, measurement #0: measure.kind"):
         claims.load(bad)
 
 
@@ -148,3 +148,27 @@ def test_a_baseline_at_zero_rate_gives_an_unbounded_ratio(store):
     c, m = claim(measure, {"rule": "factor", "target": 4.29, "factor": 1.5})
     v = claims.judge(c, m, store.latest())
     assert v.verdict == claims.DIRECTION_HOLDS and v.value == "inf×"
+
+
+def test_every_denominator_of_a_key_is_paired(store):
+    run = begin(store)
+    add_row(store, run, "one", "gpu", 8.0, gpus=1)
+    for gpus, t in ((2, 4.0), (4, 10.0), (8, 1.0)):
+        add_row(store, run, "many", "gpu", t, gpus=gpus)
+    measure = {"kind": "ratio", "metric": "time_s", "numerator": {"impl": "one"}, "denominator": {"impl": "many"},
+               "pair_on": ["workload"], "per": "gpus", "aggregate": "min"}
+    c, m = claim(measure, {"rule": "at_least", "value": 0.8})
+    v = claims.judge(c, m, store.latest())
+    assert sorted(v.values) == [0.2, 1.0, 1.0] and v.verdict == claims.NOT_REPRODUCED
+
+
+@pytest.mark.parametrize("tolerance,message", [('{ rule = "range", low = 1 }', "needs a number 'high'"),
+                                               ('{ rule = "nope" }', "tolerance.rule")])
+def test_claims_file_errors_name_the_claim_and_field(tmp_path, tolerance, message):
+    bad = tmp_path / "c.toml"
+    bad.write_text('[[claims]]\nid = "x"\npaper = "p"\nsource = "s"\ncompares = "c"\npaper_value = "1"\n'
+                   '[[claims.measurements]]\nlabel = "l"\n'
+                   'measure = { kind = "metric", select = { impl = "a" } }\n'
+                   f'tolerance = {tolerance}\n')
+    with pytest.raises(ValueError, match=f"claim x, measurement #0: .*{message}"):
+        claims.load(bad)
