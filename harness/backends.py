@@ -68,7 +68,12 @@ def _probe_opencl() -> BackendInfo:
         platforms = cl.get_platforms()
     except Exception as exc:  # no ICD loader or no platform
         return BackendInfo("opencl", False, f"no OpenCL platform ({exc})")
-    devices = [f"{p.name.strip()}: {d.name.strip()}" for p in platforms for d in p.get_devices()]
+    devices = []
+    for platform in platforms:
+        try:  # a platform with no device raises DEVICE_NOT_FOUND rather than returning []
+            devices += [f"{platform.name.strip()}: {d.name.strip()}" for d in platform.get_devices()]
+        except cl.Error:
+            continue
     if not devices:
         return BackendInfo("opencl", False, "no OpenCL device")
     return BackendInfo("opencl", True, details={"devices": "; ".join(devices), "pyopencl": cl.VERSION_TEXT})
@@ -111,11 +116,16 @@ def module_missing(modules: tuple[str, ...]) -> str | None:
 
 
 def can_run(backend: str, requires: tuple[str, ...] = ()) -> tuple[bool, str]:
-    """Whether an experiment on `backend` needing `requires` can run here, and why not."""
-    info = probe(backend)
-    if not info.available:
-        return False, f"{backend} backend unavailable: {info.reason}"
-    missing = module_missing(requires)
+    """Whether an experiment on `backend` needing `requires` can run here, and why not.
+
+    `requires` names importable modules, or other backends as "backend:<name>" (e.g. a
+    modelled figure that reads this GPU's measured bandwidth needs "backend:gpu").
+    """
+    for name in [backend] + [r.split(":", 1)[1] for r in requires if r.startswith("backend:")]:
+        info = probe(name)
+        if not info.available:
+            return False, f"{name} backend unavailable: {info.reason}"
+    missing = module_missing(tuple(r for r in requires if not r.startswith("backend:")))
     if missing:
         return False, f"needs the Python module {missing!r}, which is not installed"
     return True, ""

@@ -236,13 +236,19 @@ def compare(before: str, after: str, store_path: Path) -> None:
     from harness import compare as cmp
 
     with _open_store(store_path, create=False) as store:
-        changes = cmp.compare(cmp.run_rows(store, before), cmp.run_rows(store, after))
+        rows_before, rows_after = cmp.run_rows(store, before), cmp.run_rows(store, after)
+    machines = {r["machine_id"] for r in [*rows_before.values(), *rows_after.values()]}
+    if len(machines) > 1:
+        click.echo("recmine: warning: the two runs come from different machines; changes mix code and hardware",
+                   err=True)
+    changes = cmp.compare(rows_before, rows_after)
     if not changes:
         raise UserError("the two runs share no measured experiment")
     for c in changes:
         style = {"slower": "red", "faster": "green"}.get(c.label)
+        test = f"p={c.p_value:.3f}" if c.timed else "(not timed)"
         click.echo(f"{c.experiment_id:<80} {c.before:10.4g}s → {c.after:10.4g}s  {c.ratio:6.2f}×  "
-                   f"p={c.p_value:.3f}  " + click.style(c.label, fg=style))
+                   f"{test}  " + click.style(c.label, fg=style))
     slower = sum(c.label == "slower" for c in changes)
     click.echo(f"{len(changes)} compared: {slower} significantly slower, "
                f"{sum(c.label == 'faster' for c in changes)} significantly faster", err=True)

@@ -62,6 +62,7 @@ class Change:
     before: float
     after: float
     p_value: float
+    timed: bool = True   # False for modelled/simulated figures: deterministic, no samples to test
 
     @property
     def ratio(self) -> float:
@@ -69,12 +70,14 @@ class Change:
 
     @property
     def significant(self) -> bool:
+        if not self.timed:
+            return abs(self.ratio - 1) >= MIN_EFFECT
         return self.p_value < ALPHA and abs(self.ratio - 1) >= MIN_EFFECT
 
     @property
     def label(self) -> str:
         if not self.significant:
-            return "noise"
+            return "noise" if self.timed else "unchanged"
         return "slower" if self.ratio > 1 else "faster"
 
 
@@ -102,7 +105,8 @@ def compare(before: dict[str, Row], after: dict[str, Row]) -> list[Change]:
         a, b = before[exp_id], after[exp_id]
         if a["value"] is None or b["value"] is None:
             continue
-        changes.append(Change(exp_id, a["value"], b["value"], mann_whitney_p(a["samples"], b["samples"])))
+        changes.append(Change(exp_id, a["value"], b["value"], mann_whitney_p(a["samples"], b["samples"]),
+                              timed=a["kind"] == "measured"))
     return changes
 
 
@@ -135,15 +139,24 @@ def load_reference(path: str | os.PathLike) -> tuple[list[GateFigure], float]:
         raise ValueError(f"{path}: no such reference file") from None
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: not a readable JSON reference ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("figures", []), list):
+        raise ValueError(f"{path}: expected an object with a list of \"figures\"")
     figures = []
     for i, f in enumerate(doc.get("figures", [])):
+        if not isinstance(f, dict):
+            raise ValueError(f"{path}: figure #{i} is not an object")
         for key in ("name", "numerator", "denominator"):
-            if key not in f:
-                raise ValueError(f"{path}: figure #{i} lacks {key!r}")
+            if not isinstance(f.get(key), str):
+                raise ValueError(f"{path}: figure #{i} lacks the text field {key!r}")
+        if f.get("ratio") is not None and not isinstance(f["ratio"], (int, float)):
+            raise ValueError(f"{path}: figure {f['name']!r}: ratio must be a number")
         figures.append(GateFigure(f["name"], f["numerator"], f["denominator"], f.get("ratio")))
     if not figures:
         raise ValueError(f"{path}: lists no gated figures")
-    return figures, float(doc.get("threshold", 1.25))
+    threshold = doc.get("threshold", 1.25)
+    if not isinstance(threshold, (int, float)):
+        raise ValueError(f"{path}: threshold must be a number")
+    return figures, float(threshold)
 
 
 def measure_ratios(figures: list[GateFigure], pairs: int = 15, min_time_s: float = 1.0) -> dict[str, float]:
@@ -156,11 +169,15 @@ def measure_ratios(figures: list[GateFigure], pairs: int = 15, min_time_s: float
     out = {}
     for f in figures:
         sides = [registry.get(f.numerator), registry.get(f.denominator)]
-        trials = [exp.build(catalog.load(exp.workload), exp.p) for exp in sides]
+        trials = []
         timers = [timer_for(exp.backend) for exp in sides]
         try:
+            for exp in sides:
+                trials.append(exp.build(catalog.load(exp.workload), exp.p))
             for trial, timer in zip(trials, timers):
-                timer.time(trial.run)  # warm-up: compilation and caches stay out of the ratio
+                _, result = timer.time(trial.run)  # warm-up: compilation and caches stay out of the ratio
+                if trial.check is not None:
+                    trial.check(result)  # a fast wrong answer must not pass the gate
             ratios: list[float] = []
             began = time.perf_counter()
             while len(ratios) < pairs or time.perf_counter() - began < min_time_s:

@@ -82,14 +82,29 @@ def library_versions() -> dict[str, str]:
 
 @functools.cache
 def git_commit() -> str:
-    """The commit of the source tree ("+dirty" when it has uncommitted changes), or "not a git checkout"."""
+    """The code state results are keyed on (resume, ratio pairing).
+
+    A clean checkout is its commit; uncommitted changes add a hash of the diff
+    ("abc123+dirty.9f2e…"), so results measured before an edit are never taken for
+    the edited code's; outside git, a hash of the source files stands in.
+    """
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=SOURCE_ROOT, capture_output=True,
                               text=True, timeout=10)
         if head.returncode != 0:
-            return "not a git checkout"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=SOURCE_ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return head.stdout.strip()[:12] + ("+dirty" if dirty else "")
+            return f"not a git checkout (source {_source_hash()})"
+        diff = subprocess.run(["git", "diff", "HEAD"], cwd=SOURCE_ROOT, capture_output=True, timeout=30).stdout
+        commit = head.stdout.strip()[:12]
+        return f"{commit}+dirty.{hashlib.sha1(diff).hexdigest()[:8]}" if diff else commit
     except (OSError, subprocess.SubprocessError):
-        return "not a git checkout"
+        return f"not a git checkout (source {_source_hash()})"
+
+
+def _source_hash() -> str:
+    digest = hashlib.sha1()
+    for package in ("impls", "baselines", "workloads", "harness"):
+        for path in sorted((SOURCE_ROOT / package).rglob("*")):
+            if path.suffix in (".py", ".cu", ".cl", ".toml", ".j2") and path.is_file():
+                digest.update(str(path.relative_to(SOURCE_ROOT)).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]

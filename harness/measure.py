@@ -121,22 +121,28 @@ def measure(fn: Callable[[], Any], settings: Settings = Settings(),
 
 
 class PeakMemory:
-    """Peak resident set size of this process inside the `with` block, in bytes (None where unknown)."""
+    """Peak host resident set size of this process inside the `with` block, in bytes (None where unknown).
+
+    Host memory only: device memory is not included."""
 
     _CLEAR = Path("/proc/self/clear_refs")
     _STATUS = Path("/proc/self/status")
 
     def __init__(self) -> None:
         self.peak: int | None = None
+        self._reset = False
 
     def __enter__(self) -> "PeakMemory":
         try:
             self._CLEAR.write_text("5")  # reset VmHWM to the current RSS
+            self._reset = True
         except OSError:
-            pass
+            self._reset = False  # the high-water mark would be the whole process's: report none
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if not self._reset:
+            return
         try:
             for line in self._STATUS.read_text().splitlines():
                 if line.startswith("VmHWM:"):

@@ -34,7 +34,8 @@ def results_frame(rows: list[Row]) -> pd.DataFrame:
                "backend": r["backend"], "workload": r["workload"], "kind": r["kind"],
                "params": ", ".join(f"{k}={v}" for k, v in sorted(r["params"].items())),
                "time_s": r["value"], "iqr_s": r["stats"].get("iqr"), "n": r["stats"].get("n"),
-               "commit": r["git_commit"], "machine": r["machine"].get("cpu", ""), "device": r["device"],
+               "commit": r["git_commit"], "machine": r["machine"].get("cpu", ""), "machine_id": r["machine_id"],
+               "device": r["device"],
                "threads": r["threads"], "peak_mb": (r["peak_memory_bytes"] or 0) / 2**20 or None,
                "run": r["run_id"], "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["created"]))}
         rec.update({f"param.{k}": v for k, v in r["params"].items()})
@@ -45,15 +46,26 @@ def results_frame(rows: list[Row]) -> pd.DataFrame:
 
 
 def speedup_tables(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Per system: median time per configuration, one column per implementation@backend."""
+    """Per system: median time per configuration, one column per implementation@backend.
+
+    Only the newest machine's rows, with the code state in the index: a ratio column
+    never divides figures from two machines or two commits. A system module may name
+    SPEEDUP_BASELINE (an impl) and SPEEDUP_PAIR_ON (the parameters that make a configuration).
+    """
     out = {}
     if frame.empty:
         return out
-    for system, df in frame[frame["time_s"].notna()].groupby("system"):
+    newest = frame.loc[frame["id"].idxmax(), "machine_id"]
+    for system, df in frame[frame["time_s"].notna() & (frame["machine_id"] == newest)].groupby("system"):
+        mod = registry.system_modules().get(system)
+        pair_on = getattr(mod, "SPEEDUP_PAIR_ON", None)
+        if pair_on:
+            df = df.assign(params=df.apply(lambda r: ", ".join(f"{k}={r.get('param.' + k)}" for k in pair_on), axis=1))
         df = df.assign(column=df["impl"] + "@" + df["backend"] + df["kind"].map(
             lambda k: "" if k == "measured" else f" ({k})"))
-        table = df.pivot_table(index=["workload", "params"], columns="column", values="time_s", aggfunc="last")
-        baseline = getattr(registry.system_modules().get(system), "SPEEDUP_BASELINE", None)
+        table = df.pivot_table(index=["workload", "params", "commit"], columns="column", values="time_s",
+                               aggfunc="last")
+        baseline = getattr(mod, "SPEEDUP_BASELINE", None)
         if baseline:
             for col in [c for c in table.columns if c.startswith(baseline + "@")]:
                 for other in [c for c in table.columns if not c.startswith(baseline + "@")]:

@@ -63,13 +63,19 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def device_name(backend: str) -> str:
-    if backend in ("gpu", "opencl"):
-        info = backends.probe(backend)
-        return str(info.details.get("device") or info.details.get("devices") or backend)
-    if backend == "fpga-model":
+def device_name(exp: Experiment) -> str:
+    if exp.backend in ("gpu", "opencl"):
+        info = backends.probe(exp.backend)
+        return str(info.details.get("device") or info.details.get("devices") or exp.backend)
+    if exp.backend == "fpga-model":
+        if "backend:gpu" in exp.requires:
+            return f"modelled: FAERY's design at the measured bandwidth of {device_name_of_gpu()}"
         return "modelled: Xilinx VU35P (cycle-level model)"
     return machine.cpu_model()
+
+
+def device_name_of_gpu() -> str:
+    return str(backends.probe("gpu").details.get("device", "the GPU"))
 
 
 class Session:
@@ -101,7 +107,7 @@ class Session:
             stats={} if outcome is None else outcome.stats,
             metrics={} if outcome is None else outcome.metrics,
             peak_memory_bytes=None if outcome is None else outcome.peak_memory_bytes,
-            threads=numba.get_num_threads(), device=device_name(exp.backend),
+            threads=numba.get_num_threads(), device=device_name(exp),
             git_commit=self.commit, machine_id=self.machine_id, machine=self.machine, versions=self.versions)
 
 

@@ -13,7 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 SCHEMA_VERSION = 1
 DEFAULT_PATH = Path("results/recmine.sqlite")
@@ -150,9 +150,6 @@ class Store:
     def runs(self) -> list[dict[str, Any]]:
         cur = self.conn.execute("SELECT * FROM runs ORDER BY started")
         return [_decode(dict(zip([c[0] for c in cur.description], r))) for r in cur.fetchall()]
-
-    def iter_all(self) -> Iterator[Row]:
-        yield from self.rows()
 
 
 def _decode(d: dict[str, Any]) -> dict[str, Any]:

@@ -109,12 +109,11 @@ def reference_topk(corpus: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.
     corpus = as_corpus(corpus)
     queries = as_queries(queries, corpus.shape[1])
     k = check_k(k, corpus.shape[0])
-    c64 = corpus.astype(np.float64)
     scores = np.empty((queries.shape[0], k))
     ids = np.empty((queries.shape[0], k), dtype=np.int64)
     ids_all = np.arange(corpus.shape[0])
     for row, q in enumerate(queries.astype(np.float64)):
-        s = c64 @ q
+        s = np.concatenate([chunk.astype(np.float64) @ q for chunk in _row_chunks(corpus)])
         order = np.lexsort((ids_all, -s))[:k]
         scores[row], ids[row] = s[order], order
     return scores, ids
@@ -135,7 +134,8 @@ def check_topk(corpus: np.ndarray, queries: np.ndarray, scores: np.ndarray, ids:
     assert scores.shape == ids.shape == (queries.shape[0], k), f"shape {scores.shape}, {ids.shape}"
     if rtol is None:
         rtol = 2e-3 if corpus.dtype == np.float16 else 1e-5
-    scale = np.abs(corpus.astype(np.float64)).sum(axis=1).max() * np.abs(queries).max()
+    scale = max(np.abs(chunk.astype(np.float64)).sum(axis=1).max() for chunk in _row_chunks(corpus))
+    scale *= np.abs(queries).max()
     atol = rtol * max(scale, 1e-30)
     for row in range(queries.shape[0]):
         row_ids = ids[row]
@@ -147,6 +147,11 @@ def check_topk(corpus: np.ndarray, queries: np.ndarray, scores: np.ndarray, ids:
                                    err_msg=f"query {row}: returned scores are not the ids' scores")
         np.testing.assert_allclose(scores[row], ref_scores[row], rtol=0, atol=atol,
                                    err_msg=f"query {row}: not the exact top-{k}")
+
+
+def _row_chunks(corpus: np.ndarray, rows: int = 1 << 18):
+    """Row blocks, so float64 work on a 10M-row corpus never holds a float64 copy of all of it."""
+    return (corpus[i:i + rows] for i in range(0, corpus.shape[0], rows))
 
 
 # --------------------------------------------------------------------------- generators
@@ -204,7 +209,7 @@ def load_embeddings(path: str | os.PathLike, dataset: str = "train") -> np.ndarr
         arr = load_hdf5(path, dataset)
     else:
         raise ValueError(f"{path}: unknown embedding format {suffix!r} (expected .npy, .fvecs, .bvecs, .ivecs, .hdf5)")
-    return _validated(arr, path)
+    return as_corpus(arr, name=str(path))
 
 
 def _load_npy(path: Path) -> np.ndarray:
@@ -255,13 +260,6 @@ def load_hdf5(path: str | os.PathLike, dataset: str = "train") -> np.ndarray:
         raise ValueError(f"{path}: not a readable HDF5 file ({exc})") from None
 
 
-def _validated(arr: np.ndarray, path: Path) -> np.ndarray:
-    try:
-        return as_corpus(arr, name=str(path))
-    except ValueError as exc:
-        raise ValueError(str(exc)) from None
-
-
 def load_embedding_set(corpus_path: str | os.PathLike, queries_path: str | os.PathLike | None = None,
                        queries: int = 256, seed: int = 0) -> EmbeddingSet:
     """A user's corpus file, with queries from a second file (or ann-benchmarks' "test"), or sampled rows."""
@@ -274,7 +272,8 @@ def load_embedding_set(corpus_path: str | os.PathLike, queries_path: str | os.Pa
     else:
         rows = np.random.default_rng(seed).choice(corpus.shape[0], min(queries, corpus.shape[0]), replace=False)
         q = corpus[np.sort(rows)]
-    return EmbeddingSet(corpus, as_queries(q, corpus.shape[1]), corpus_path.stem)
+    return EmbeddingSet(corpus, as_queries(q, corpus.shape[1], name=str(queries_path or corpus_path)),
+                        corpus_path.stem)
 
 
 # --------------------------------------------------------------------------- named workloads

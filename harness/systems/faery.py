@@ -287,7 +287,7 @@ def experiments() -> list[Experiment]:
                 description=f"modelled latency of top-{K} on FAERY's VU35P design (460 GB/s HBM)")
             add("faery", "fpga-model", workload, build_fpga_single, tier,
                 {"scenario": "single-stream", "k": K, "batch": 1, "hbm": "gpu-matched"}, kind="modelled",
-                requires=("cupy",),
+                requires=("backend:gpu",),
                 description=f"modelled latency of top-{K} on FAERY's design given this GPU's measured bandwidth")
         scenario_workload = spec["scenario_workload"]
         for (impl, backend), (_, requires) in SUTS.items():
@@ -340,10 +340,11 @@ def search_command(corpus: str, queries: str | None, k: int, impl: str, backend:
     from pathlib import Path
 
     from harness.measure import Settings, measure, timer_for
-    from workloads.embeddings import load_embedding_set
+    from workloads.embeddings import check_k, load_embedding_set
 
     search = _runnable(impl, backend)
     data = load_embedding_set(corpus, queries, queries=16)
+    check_k(k, data.n)
     if out is not None and not Path(out).resolve().parent.is_dir():
         raise ValueError(f"--out {out}: its folder does not exist")
     run = search(data)
@@ -355,8 +356,9 @@ def search_command(corpus: str, queries: str | None, k: int, impl: str, backend:
     for row in range(min(3, ids.shape[0])):
         click.echo(f"  query {row}: ids {ids[row][:10].tolist()}{' ...' if k > 10 else ''}")
     if out is not None:
-        np.savez(out, ids=ids, scores=scores)
-        click.echo(f"wrote {out}")
+        path = out if out.endswith(".npz") else out + ".npz"  # numpy adds the suffix itself
+        np.savez(path, ids=ids, scores=scores)
+        click.echo(f"wrote {path}")
 
 
 def _runnable(impl: str, backend: str) -> Callable:

@@ -199,6 +199,10 @@ def experiments() -> list[Experiment]:
     return out
 
 
+# The report's speedup tables: the Pangolin-style baseline's time over each implementation's, per problem.
+SPEEDUP_BASELINE = "pangolin_bfs"
+SPEEDUP_PAIR_ON = ["problem"]
+
 PLOTS = [
     {"title": f"G2Miner vs pangolin_bfs per problem on citeseer ({backend})",
      "select": {"system": SYSTEM, "workload": "citeseer", "backend": backend, "problem": list(ALL_PROBLEMS)},
@@ -248,6 +252,11 @@ def plan_command(pattern: str, induced: bool) -> None:
 @click.option("--induced", is_flag=True, help="vertex-induced matching (default: edge-induced)")
 def count_command(graph: str, pattern: str, backend: str, induced: bool) -> None:
     """Count PATTERN in GRAPH (a workload name or a graph file/GraphMiner prefix)."""
+    from harness import backends
+
+    ok, why = backends.can_run(backend)
+    if not ok:
+        raise ValueError(why)
     data = _graph(graph)
     start = time.perf_counter()
     found = _g2miner().count(data, _pattern_spec(pattern), backend=backend, induced=induced)

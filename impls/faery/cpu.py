@@ -186,7 +186,7 @@ def _filter_block(scores, q0, r0, live, use_live, hs, hid):
 
 
 def _worker_count() -> int:
-    return max(1, min(numba.config.NUMBA_NUM_THREADS, os.cpu_count() or 1))
+    return max(1, min(numba.get_num_threads(), len(os.sched_getaffinity(0))))
 
 
 _POOL = ThreadPoolExecutor(max_workers=max(1, _worker_count() - 1), thread_name_prefix="faery-cpu")

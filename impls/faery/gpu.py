@@ -47,12 +47,6 @@ class Plan:
     merge_cap: int
     merge_smem: int
 
-    @property
-    def merge_levels(self) -> int:
-        levels, lists = 0, self.slices
-        while lists > 1:
-            lists, levels = -(-lists // MERGE_FAN), levels + 1
-        return levels
 
 
 def _pow2_at_least(x: int) -> int:

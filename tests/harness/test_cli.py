@@ -4,6 +4,7 @@ import html
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -94,6 +95,13 @@ def test_gate_passes_on_its_reference_and_fails_on_a_planted_2x_slowdown(tmp_pat
     from baselines.faiss_topk import cpu
 
     search = cpu.Searcher.search
-    monkeypatch.setattr(cpu.Searcher, "search", lambda self, q, k: (search(self, q, k), search(self, q, k))[1])
+
+    def twice_as_slow(self, queries, k):  # every search then takes exactly twice as long
+        began = time.perf_counter()
+        result = search(self, queries, k)
+        time.sleep(time.perf_counter() - began)
+        return result
+
+    monkeypatch.setattr(cpu.Searcher, "search", twice_as_slow)
     result = CliRunner().invoke(cli, ["gate", "--reference", str(ref)])
     assert result.exit_code == 1 and "REGRESSED" in result.output
