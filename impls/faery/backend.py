@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib
 from typing import Protocol
 
+import numba
 import numpy as np
 
 BACKENDS = ("cpu", "opencl", "gpu", "fpga-model")
@@ -112,3 +113,28 @@ def merge_topk(parts: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.n
     scores = np.concatenate([s for s, _ in parts], axis=1)
     ids = np.concatenate([i for _, i in parts], axis=1)
     return sort_topk(scores, ids, k)
+
+
+@numba.njit(cache=True, nogil=True)
+def heap_replace_root(hs, hi, score, idx):
+    """Replace the worst entry of a k-best min-heap (root: lowest score, highest id among equals), sift down.
+
+    The tie rule (an equal score with a higher id is worse) is what makes every backend
+    return the lower id on ties.  Shared by the CPU kernel and the FPGA model's K-selection.
+    """
+    k = hs.shape[0]
+    pos = 0
+    while True:
+        child = 2 * pos + 1
+        if child >= k:
+            break
+        if child + 1 < k and (hs[child + 1] < hs[child] or (hs[child + 1] == hs[child] and hi[child + 1] > hi[child])):
+            child += 1
+        if hs[child] < score or (hs[child] == score and hi[child] > idx):
+            hs[pos] = hs[child]
+            hi[pos] = hi[child]
+            pos = child
+        else:
+            break
+    hs[pos] = score
+    hi[pos] = idx

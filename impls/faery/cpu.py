@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
-from impls.faery.backend import RowStore, sort_topk
+from impls.faery.backend import RowStore, heap_replace_root, sort_topk
 
 ROW_BLOCK = 64          # rows scored at once: 64 x 128 fp32 = 32 KB, an L1/L2-sized block
 QUERY_TILE = 32         # queries scored against one row block before filtering
@@ -105,27 +105,6 @@ def _widen_half(src_bits, r0, r1, bits, as_float):
             as_float[i, j] *= _HALF_TO_FLOAT_SCALE
 
 
-@numba.njit(cache=True, nogil=True)
-def _heap_replace_root(hs, hi, score, idx):
-    """Replace the worst entry (root: lowest score, highest id among equals) and sift down."""
-    k = hs.shape[0]
-    pos = 0
-    while True:
-        child = 2 * pos + 1
-        if child >= k:
-            break
-        if child + 1 < k and (hs[child + 1] < hs[child] or (hs[child + 1] == hs[child] and hi[child + 1] > hi[child])):
-            child += 1
-        if hs[child] < score or (hs[child] == score and hi[child] > idx):
-            hs[pos] = hs[child]
-            hi[pos] = hi[child]
-            pos = child
-        else:
-            break
-    hs[pos] = score
-    hi[pos] = idx
-
-
 @numba.njit(cache=True, fastmath=True, nogil=True)  # finite scores only
 def _block_max(scores, rows):
     m = scores[0]
@@ -179,7 +158,7 @@ def _filter_block(scores, q0, r0, live, use_live, hs, hid):
             for c in range(c0, c1):
                 s = row_scores[c]
                 if s > threshold and (not use_live or live[r0 + c]):
-                    _heap_replace_root(heap_s, heap_i, s, r0 + c)
+                    heap_replace_root(heap_s, heap_i, s, r0 + c)
                     threshold = heap_s[0]
                     survivors += 1
     return survivors

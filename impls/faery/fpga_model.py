@@ -38,7 +38,7 @@ from typing import Iterable
 import numba
 import numpy as np
 
-from impls.faery.backend import RowStore, sort_topk
+from impls.faery.backend import RowStore, heap_replace_root, sort_topk
 
 # SNARY (USENIX ATC 2025), Alveo U50: kernel clock by K-selection size.  A larger
 # K-selector has longer wires, so the clock falls as K grows.
@@ -236,23 +236,8 @@ def _heap_offer(heap_s, heap_i, size, k, s, i):
         heap_s[pos] = s
         heap_i[pos] = i
         return size + 1
-    if not _is_worse(heap_s[0], heap_i[0], s, i):
-        return size
-    pos = 0
-    while True:
-        child = 2 * pos + 1
-        if child >= k:
-            break
-        if child + 1 < k and _is_worse(heap_s[child + 1], heap_i[child + 1], heap_s[child], heap_i[child]):
-            child += 1
-        if _is_worse(heap_s[child], heap_i[child], s, i):
-            heap_s[pos] = heap_s[child]
-            heap_i[pos] = heap_i[child]
-            pos = child
-        else:
-            break
-    heap_s[pos] = s
-    heap_i[pos] = i
+    if _is_worse(heap_s[0], heap_i[0], s, i):
+        heap_replace_root(heap_s, heap_i, s, i)
     return size
 
 
