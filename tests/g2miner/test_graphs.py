@@ -190,3 +190,12 @@ def to_networkx(graph: CSRGraph) -> nx.Graph:
     result.add_nodes_from(range(graph.num_vertices))
     result.add_edges_from(zip(*(a.tolist() for a in graph.undirected_edges())))
     return result
+
+
+@pytest.mark.parametrize("name,content,message", [("bin.txt", b"\x00\xff\xfe 1 2\n", "not a text file"),
+                                                  ("junk.npz", b"junk", "not a readable .npz")])
+def test_unreadable_graph_files_name_the_file(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=f"{name}: {message}"):
+        load(path)

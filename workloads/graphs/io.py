@@ -56,7 +56,7 @@ def load_graphminer(prefix: str | os.PathLike, name: str | None = None) -> CSRGr
     prefix = Path(prefix)
     meta_path = Path(f"{prefix}.meta.txt")
     name = name or prefix.parent.name or prefix.name
-    lines = [line.strip() for line in meta_path.read_text().splitlines()]
+    lines = [line.strip() for line in _read_text(meta_path).splitlines()]
     if len(lines) < 4:
         raise ValueError(f"{meta_path}: expected at least 4 lines (|V|, CSR entries, sizes, max degree), "
                          f"found {len(lines)}")
@@ -114,13 +114,20 @@ def save_graphminer(graph: CSRGraph, prefix: str | os.PathLike) -> None:
         graph.vlabels.tofile(f"{prefix}.vlabel.bin")
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not a text file (byte {error.start} is not UTF-8)") from None
+
+
 def load_edge_list(path: str | os.PathLike, name: str | None = None,
                    num_vertices: int | None = None) -> CSRGraph:
     """Load a SNAP-style edge list: one `src dst` pair per line, `#`/`%` comments."""
     path = Path(path)
     ids = _fast_edge_list(path)
     if ids is None:  # malformed somewhere: the line-by-line parser finds and names the line
-        ids = _parse_int_rows(path, path.read_text().splitlines(), 0, columns=2, what="edge")
+        ids = _parse_int_rows(path, _read_text(path).splitlines(), 0, columns=2, what="edge")
     return _from_file_edges(path, ids[:, 0], ids[:, 1], num_vertices, name)
 
 
@@ -182,8 +189,11 @@ def _from_file_edges(path: Path, src: np.ndarray, dst: np.ndarray, num_vertices:
 def load_npz(path: str | os.PathLike, name: str | None = None) -> CSRGraph:
     """Load `indptr`/`indices` (CSR) or `src`/`dst` (edges) arrays, with optional `vlabels`."""
     path = Path(path)
-    with np.load(path) as archive:
-        arrays = {key: archive[key] for key in archive.files}
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (ValueError, OSError) as error:  # not a zip of arrays, or object arrays that need pickle
+        raise ValueError(f"{path}: not a readable .npz of numeric arrays ({error})") from None
     labels = arrays.get("vlabels")
     name = name or path.stem
     try:
