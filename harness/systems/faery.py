@@ -414,22 +414,13 @@ SPEEDUP_BASELINE = "faiss_topk"
 
 # Our baselines beside the real libraries they stand for, on the same data in the same run.
 BASELINE_STRENGTH = [
-    {"label": "faiss-cpu / baselines.faiss_topk on the CPU, one query at a time",
-     "real": {"system": "faery", "impl": "faiss-cpu", "scenario": "single-stream"},
-     "ours": {"system": "faery", "impl": "faiss_topk", "backend": "cpu", "scenario": "single-stream"},
-     "pair_on": ["workload", "k"]},
-    {"label": "faiss-cpu / baselines.faiss_topk on the CPU, offline batches",
-     "real": {"system": "faery", "impl": "faiss-cpu", "scenario": "offline"},
-     "ours": {"system": "faery", "impl": "faiss_topk", "backend": "cpu", "scenario": "offline"},
-     "pair_on": ["workload", "k", "batch"]},
-    {"label": "torch.topk(Q @ C.T) / baselines.faiss_topk on the GPU, one query at a time",
-     "real": {"system": "faery", "impl": "torch-topk", "scenario": "single-stream"},
-     "ours": {"system": "faery", "impl": "faiss_topk", "backend": "gpu", "scenario": "single-stream"},
-     "pair_on": ["workload", "k"]},
-    {"label": "torch.topk(Q @ C.T) / baselines.faiss_topk on the GPU, offline batches",
-     "real": {"system": "faery", "impl": "torch-topk", "scenario": "offline"},
-     "ours": {"system": "faery", "impl": "faiss_topk", "backend": "gpu", "scenario": "offline"},
-     "pair_on": ["workload", "k", "batch"]},
+    {"label": f"{label} / baselines.faiss_topk on the {backend.upper()}, {what}",
+     "real": {"system": "faery", "impl": real, "scenario": scenario},
+     "ours": {"system": "faery", "impl": "faiss_topk", "backend": backend, "scenario": scenario},
+     "pair_on": pair_on}
+    for real, label, backend in (("faiss-cpu", "faiss-cpu", "cpu"), ("torch-topk", "torch.topk(Q @ C.T)", "gpu"))
+    for scenario, what, pair_on in (("single-stream", "one query at a time", ["workload", "k"]),
+                                    ("offline", "offline batches", ["workload", "k", "batch"]))
 ]
 
 PLOTS = [
