@@ -9,6 +9,8 @@ a kept one, which gives the lower-id tie rule for free.
 
 from __future__ import annotations
 
+import time
+
 import numba
 import numpy as np
 
@@ -53,6 +55,17 @@ class Searcher:
         self.corpus = corpus
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._search(queries, k, None)
+
+    def phase_times(self, queries: np.ndarray, k: int) -> dict[str, float]:
+        """Seconds in the GEMM (with fp16 widening) and in k-selection (heaps and final sort); they sum to the total."""
+        phases = {"gemm_s": 0.0, "select_s": 0.0}
+        self._search(queries, k, phases)
+        return phases
+
+    def _search(self, queries: np.ndarray, k: int,
+                phases: dict[str, float] | None) -> tuple[np.ndarray, np.ndarray]:
+        clock = time.perf_counter if phases is not None else None
         n = self.corpus.shape[0]
         b = queries.shape[0]
         scores = np.empty((b, k), dtype=np.float32)
@@ -63,13 +76,22 @@ class Searcher:
             heap_ids = np.full((q.shape[0], k), -1, dtype=np.int64)
             corpus_tile = max(MIN_CORPUS_TILE, SCORE_TILE // q.shape[0])
             for c0 in range(0, n, corpus_tile):
+                t0 = clock() if clock else 0.0
                 block = self.corpus[c0:c0 + corpus_tile]
                 if block.dtype != np.float32:  # fp16 storage: widen one tile for BLAS
                     block = block.astype(np.float32)
-                _push_tile(q @ block.T, c0, heap_scores, heap_ids)
+                tile_scores = q @ block.T
+                t1 = clock() if clock else 0.0
+                _push_tile(tile_scores, c0, heap_scores, heap_ids)
+                if phases is not None:
+                    phases["gemm_s"] += t1 - t0
+                    phases["select_s"] += clock() - t1
+            t0 = clock() if clock else 0.0
             order = _sort_rows(heap_scores, heap_ids)
             scores[q0:q0 + q.shape[0]] = np.take_along_axis(heap_scores, order, axis=1)
             ids[q0:q0 + q.shape[0]] = np.take_along_axis(heap_ids, order, axis=1)
+            if phases is not None:
+                phases["select_s"] += clock() - t0
         return scores, ids
 
 

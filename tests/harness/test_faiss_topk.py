@@ -46,3 +46,12 @@ def test_bad_inputs_raise_value_error():
             faiss_topk.search(c, queries, k)
     with pytest.raises(ValueError, match="unknown backend"):
         faiss_topk.search(corpus, q, 1, backend="tpu")
+
+
+def test_cpu_phase_times_split_the_whole_search():
+    from baselines.faiss_topk.cpu import Searcher
+
+    rng = np.random.default_rng()
+    searcher = Searcher(rng.standard_normal((50_000, 32)).astype(np.float32))
+    phases = searcher.phase_times(rng.standard_normal((8, 32)).astype(np.float32), 10)
+    assert set(phases) == {"gemm_s", "select_s"} and all(v > 0 for v in phases.values())
