@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 LIBRARIES = ("recmine", "numpy", "numba", "llvmlite", "pandas", "seaborn", "click", "jinja2", "h5py",
-             "simpy", "msgpack", "pyopencl", "pocl-binary-distribution", "cupy-cuda13x", "cupy-cuda12x",
+             "msgpack", "pyopencl", "pocl-binary-distribution", "cupy-cuda13x", "cupy-cuda12x",
              "faiss-cpu", "torch", "asv", "pytest-benchmark")
 
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
