@@ -22,7 +22,7 @@ class Settings:
     min_repeats: int = 5
     min_time_s: float = 0.2
     max_repeats: int = 1000
-    max_time_s: float = 30.0   # stop repeating after this, once min_repeats is reached
+    max_time_s: float = 30.0   # stop after this much timed work even below min_repeats (slow experiments)
 
     @classmethod
     def for_tier(cls, tier: str) -> "Settings":
@@ -32,7 +32,7 @@ class Settings:
         """These settings, or exactly `repeats` timed runs after one warm-up (for experiments of minutes)."""
         if repeats is None:
             return self
-        return Settings(warmup=1, min_repeats=repeats, min_time_s=0.0, max_repeats=repeats, max_time_s=0.0)
+        return Settings(warmup=1, min_repeats=repeats, min_time_s=0.0, max_repeats=repeats, max_time_s=float("inf"))
 
 
 @dataclass
@@ -114,7 +114,7 @@ def measure(fn: Callable[[], Any], settings: Settings = Settings(),
             samples.append(dt)
             elapsed = time.perf_counter() - began
             enough = len(samples) >= settings.min_repeats and elapsed >= settings.min_time_s
-            too_long = len(samples) >= settings.min_repeats and elapsed >= settings.max_time_s
+            too_long = elapsed >= settings.max_time_s  # a few samples of a slow run beat an endless run
             if enough or too_long or len(samples) >= settings.max_repeats:
                 break
     return Measurement(samples, out, memory.peak)

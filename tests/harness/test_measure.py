@@ -52,3 +52,8 @@ def test_slow_experiments_run_exactly_their_repeats():
     calls = []
     m = measure(lambda: calls.append(1), Settings().with_repeats(2))
     assert len(m.samples) == 2 and len(calls) == 3
+
+
+def test_max_time_bounds_slow_work_below_the_minimum_count():
+    m = measure(lambda: time.sleep(0.03), Settings(warmup=0, min_repeats=100, min_time_s=0.0, max_time_s=0.05))
+    assert 2 <= len(m.samples) < 100
