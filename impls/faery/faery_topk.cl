@@ -48,6 +48,19 @@ inline int sorter_insert(__global float *top_s, __global long *top_i, int filled
     return filled < k ? filled + 1 : filled;
 }
 
+// K-selection stage, one step: take the FIFO's head into the sorter and update the K-th best
+// that the filter compares against.
+inline void select_one(const float *fifo_s, const long *fifo_i, int *head, int *count,
+                       __global float *top_s, __global long *top_i, int *filled, int k, float *kth)
+{
+    const float v = fifo_s[*head];
+    if (*filled < k || v > *kth)
+        *filled = sorter_insert(top_s, top_i, *filled, k, v, fifo_i[*head]);
+    *kth = *filled == k ? top_s[k - 1] : -INFINITY;
+    *head = (*head + 1) % FIFO_DEPTH;
+    (*count)--;
+}
+
 __kernel void faery_topk(__global const CORPUS_T *corpus,    // (n, d) row-major
                          __global const float *queries,      // (b, d)
                          __global const uchar *live,         // (n,) or unused
@@ -104,24 +117,12 @@ __kernel void faery_topk(__global const CORPUS_T *corpus,    // (n, d) row-major
         // K-selection stage: one score per iteration; stall (drain) when the FIFO
         // could not absorb another NE survivors.
         do {
-            if (count > 0) {
-                const float v = fifo_s[head];
-                if (filled < k || v > kth)
-                    filled = sorter_insert(top_s, top_i, filled, k, v, fifo_i[head]);
-                kth = filled == k ? top_s[k - 1] : -INFINITY;
-                head = (head + 1) % FIFO_DEPTH;
-                count--;
-            }
+            if (count > 0)
+                select_one(fifo_s, fifo_i, &head, &count, top_s, top_i, &filled, k, &kth);
         } while (count > FIFO_DEPTH - NE);
     }
-    while (count > 0) {  // flush the FIFO at the end of the scan
-        const float v = fifo_s[head];
-        if (filled < k || v > kth)
-            filled = sorter_insert(top_s, top_i, filled, k, v, fifo_i[head]);
-        kth = filled == k ? top_s[k - 1] : -INFINITY;
-        head = (head + 1) % FIFO_DEPTH;
-        count--;
-    }
+    while (count > 0)  // flush the FIFO at the end of the scan
+        select_one(fifo_s, fifo_i, &head, &count, top_s, top_i, &filled, k, &kth);
     for (int i = filled; i < k; i++) {  // a shard with fewer than k live rows
         top_s[i] = -INFINITY;
         top_i[i] = -1;
