@@ -272,13 +272,13 @@ def gate(reference: Path, threshold: float | None, write_ref: bool) -> None:
             ok, why = backends.can_run(registry.get(exp_id).backend, registry.get(exp_id).requires)
             if not ok:
                 raise UserError(f"gated figure {f.name}: {exp_id} cannot run here: {why}")
-    ratios = cmp.measure_ratios(figures)
     if write_ref:
-        cmp.write_reference(reference, figures, ratios, threshold,
+        cmp.write_reference(reference, figures, cmp.measure_ratios(figures), threshold,
                             {"commit": machine.git_commit(), "machine": machine.machine()["cpu"]})
         click.echo(f"wrote {reference}")
         return
-    results = cmp.gate(figures, ratios, threshold)
+    results = cmp.run_gate(figures, threshold, on_remeasure=lambda suspects: click.echo(
+        f"re-measuring {len(suspects)} figure(s) over their limit, to tell a regression from a burst of load"))
     for r in results:
         ref = "no reference" if r.figure.reference is None else f"reference {r.figure.reference:.3f}, limit {r.limit:.3f}"
         status = click.style("REGRESSED", fg="red") if r.regressed else click.style("ok", fg="green")

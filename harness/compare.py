@@ -18,7 +18,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from harness import registry
 from harness.measure import timer_for
@@ -194,6 +194,23 @@ def measure_ratios(figures: list[GateFigure], pairs: int = 15, min_time_s: float
 def gate(figures: list[GateFigure], ratios: dict[str, float], threshold: float) -> list[GateResult]:
     return [GateResult(f, ratios[f.name], None if f.reference is None else f.reference * threshold)
             for f in figures]
+
+
+def run_gate(figures: list[GateFigure], threshold: float,
+             on_remeasure: Callable[[list[GateFigure]], None] | None = None) -> list[GateResult]:
+    """Measure every figure; re-measure those over their limit and keep the lower ratio of the two.
+
+    A real regression shows in both measurements, a burst of load from a neighbour on a shared
+    machine rarely does, so a figure fails only when it is over the limit twice.
+    """
+    ratios = measure_ratios(figures)
+    suspects = [r.figure for r in gate(figures, ratios, threshold) if r.regressed]
+    if suspects:
+        if on_remeasure is not None:
+            on_remeasure(suspects)
+        again = measure_ratios(suspects)
+        ratios.update({name: min(ratios[name], ratio) for name, ratio in again.items()})
+    return gate(figures, ratios, threshold)
 
 
 def write_reference(path: str | os.PathLike, figures: list[GateFigure], ratios: dict[str, float],
