@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from baselines.pangolin_bfs.plans import ExtensionPlan
+from impls.cuda_launch import resident_blocks
 
 KERNEL_SOURCE = Path(__file__).with_name("kernels.cu")
 MAX_K = 8  # as in kernels.cu
@@ -21,10 +22,12 @@ WARP = 32
 
 
 @functools.cache
-def _module() -> Any:
+def _module(device: int) -> Any:
+    """kernels.cu loaded on `device` (a module's functions belong to the device it was loaded on)."""
     import cupy
 
-    return cupy.RawModule(code=KERNEL_SOURCE.read_text(), options=("-std=c++17",))
+    with cupy.cuda.Device(device):
+        return cupy.RawModule(code=KERNEL_SOURCE.read_text(), options=("-std=c++17",))
 
 
 def pack_plan(plan: ExtensionPlan) -> np.ndarray:
@@ -47,15 +50,15 @@ class GpuKernels:
         import cupy
 
         self.cupy = cupy
-        module = _module()
+        device = cupy.cuda.Device().id
+        module = _module(device)
         self.kernels = {name: module.get_function(name) for name in ("count_level", "write_level", "count_last")}
         self.indptr = cupy.asarray(indptr)
         self.indices = cupy.asarray(indices)
         self.plan = cupy.asarray(pack_plan(plan))
         self.num_codes = len(plan.outputs)
-        device = cupy.cuda.Device()
-        # Enough resident warps to fill the device; the grid-stride loop covers the rest.
-        self.max_blocks = device.attributes["MultiProcessorCount"] * 8
+        # One resident wave of the heaviest kernel; the grid-stride loops cover the rest.
+        self.max_blocks = min(resident_blocks(kernel, THREADS_PER_BLOCK, device) for kernel in self.kernels.values())
 
     def _grid(self, embeddings: int) -> tuple[int]:
         warps_per_block = THREADS_PER_BLOCK // WARP

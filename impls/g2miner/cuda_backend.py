@@ -1,9 +1,11 @@
-"""The CUDA backend: the warp-centric kernel from `emit_c`, compiled by cupy.RawModule.
+"""The CUDA backend: the warp-centric kernels from `emit_c`, compiled by cupy.RawModule.
 
-cupy is imported on first use.  Launch geometry comes from the device:
-256-thread blocks (8 warps), as many blocks as can be resident at once, fewer
-when the edge list is short or when the per-warp buffers (num_slots × max
-degree ints each) would take more than half of the free memory.
+cupy is imported on first use.  Launch geometry comes from the device and the
+compiled kernel: 256-thread blocks (8 warps), as many blocks as can be resident
+at once (threads and registers per SM), fewer when the work is short or when
+the per-warp arrays (num_slots × max degree ints each, plus two of |V| ints for
+the twin kernel) would take more than half of the free memory; a twin kernel
+that does not fit gives way to the levels.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from impls.cuda_launch import resident_blocks
 from impls.g2miner.analyser import SearchPlan
-from impls.g2miner.emit_c import CUDA, CUDA_BLOCK_SIZE, KERNEL_NAME, WARP_SIZE, kernel_source
+from impls.g2miner.emit_c import CUDA, CUDA_BLOCK_SIZE, KERNEL_NAME, WARP_SIZE, kernel_source, twin_kernel_name
 from impls.g2miner.prepare import PreparedGraph
 
 # Share of free device memory the per-warp buffers may take.
@@ -51,25 +54,31 @@ def device_count() -> int:
 
 
 @functools.lru_cache(maxsize=256)
-def _kernel(plan: SearchPlan, device: int) -> Any:
+def _kernel(plan: SearchPlan, device: int, name: str = KERNEL_NAME) -> Any:
     cupy = _cupy()
     with cupy.cuda.Device(device):
-        return cupy.RawModule(code=source(plan), options=("--std=c++17",)).get_function(KERNEL_NAME)
+        return _module(plan, device).get_function(name)
 
 
-def grid_blocks(num_edges: int, num_slots: int, max_degree: int, device: int) -> int:
-    """Blocks to launch: resident-block limit, edge count and buffer memory, whichever is smallest."""
+@functools.lru_cache(maxsize=128)
+def _module(plan: SearchPlan, device: int) -> Any:
     cupy = _cupy()
-    props = cupy.cuda.runtime.getDeviceProperties(device)
+    with cupy.cuda.Device(device):
+        return cupy.RawModule(code=source(plan), options=("--std=c++17",))
+
+
+def grid_blocks(kernel: Any, work_items: int, bytes_per_warp: int, device: int) -> int:
+    """Blocks to launch: one resident wave, no more than the work items (a warp each at least)
+    and what the memory share holds, whichever is smallest."""
+    cupy = _cupy()
     warps_per_block = CUDA_BLOCK_SIZE // WARP_SIZE
-    resident = props["multiProcessorCount"] * (props["maxThreadsPerMultiProcessor"] // CUDA_BLOCK_SIZE)
     with cupy.cuda.Device(device):
         free, _ = cupy.cuda.runtime.memGetInfo()
-    bytes_per_block = warps_per_block * max(num_slots, 1) * max_degree * 4
-    by_memory = int(free * _BUFFER_MEMORY_SHARE // bytes_per_block)
+    by_memory = int(free * _BUFFER_MEMORY_SHARE // (warps_per_block * max(bytes_per_warp, 1)))
     if by_memory < 1:
-        raise MemoryError(f"per-warp buffers of {max_degree} ints do not fit in {free} free bytes on device {device}")
-    return max(1, min(resident, -(-num_edges // warps_per_block), by_memory))
+        raise MemoryError(f"per-warp arrays of {bytes_per_warp} bytes ({warps_per_block} warps a block) do not fit "
+                          f"in {free} free bytes on device {device}")
+    return max(1, min(resident_blocks(kernel, CUDA_BLOCK_SIZE, device), -(-work_items // warps_per_block), by_memory))
 
 
 @dataclass
@@ -110,21 +119,44 @@ def _device_arrays(graph: PreparedGraph, device: int) -> tuple:
 
 
 def launch(plan: SearchPlan, graph: PreparedGraph, device: int = 0) -> PendingCount:
-    """Start the plan's kernel over `graph`'s edge list on `device`, without waiting."""
+    """Start the plan's kernel over `graph` on `device`, without waiting.
+
+    The twin-aggregation kernel when the plan has one and the edge list is whole,
+    else the DFS over the edge list.
+    """
     cupy = _cupy()
-    kernel = _kernel(plan, device)
     with cupy.cuda.Device(device):
         arrays = _device_arrays(graph, device)
         total = cupy.zeros(1, dtype=cupy.uint64)
         overflow = cupy.zeros(1, dtype=cupy.int32)
-        if graph.num_edges:
-            blocks = grid_blocks(graph.num_edges, plan.num_slots, graph.max_degree, device)
+        if graph.num_edges == 0:
+            return PendingCount(plan, device, total, overflow, arrays)
+        indptr, indices, src, dst = arrays
+        slots_per_warp = plan.num_slots * graph.max_degree
+        num_vertices = len(graph.indptr) - 1
+        twin = None
+        if plan.twin_aggregate is not None and graph.complete:
+            twin = _kernel(plan, device, twin_kernel_name(KERNEL_NAME))
+            try:
+                blocks = grid_blocks(twin, num_vertices, 4 * (slots_per_warp + 2 * num_vertices), device)
+            except MemoryError:
+                twin = None  # too many vertices for a wedge counter per warp: the levels need less
+        if twin is not None:
             warps = blocks * (CUDA_BLOCK_SIZE // WARP_SIZE)
-            buffers = cupy.empty(warps * max(plan.num_slots, 1) * graph.max_degree, dtype=cupy.int32)
-            kernel((blocks,), (CUDA_BLOCK_SIZE,),
-                   (*arrays, np.int64(graph.num_edges), np.int64(graph.max_degree), buffers, total, overflow))
-            arrays += (buffers,)
-    return PendingCount(plan, device, total, overflow, arrays)
+            scratch = (cupy.empty(max(warps * slots_per_warp, 1), dtype=cupy.int32),
+                       cupy.zeros(warps * num_vertices, dtype=cupy.int32),  # wedge counters, zero between v0s
+                       cupy.empty(warps * num_vertices, dtype=cupy.int32),  # key lists
+                       cupy.zeros(warps, dtype=cupy.int32))                 # key counts
+            args = (indptr, indices, np.int64(num_vertices), np.int64(graph.max_degree), *scratch)
+            kernel = twin
+        else:
+            kernel = _kernel(plan, device)
+            blocks = grid_blocks(kernel, graph.num_edges, 4 * slots_per_warp, device)
+            warps = blocks * (CUDA_BLOCK_SIZE // WARP_SIZE)
+            scratch = (cupy.empty(max(warps * slots_per_warp, 1), dtype=cupy.int32),)
+            args = (indptr, indices, src, dst, np.int64(graph.num_edges), np.int64(graph.max_degree), *scratch)
+        kernel((blocks,), (CUDA_BLOCK_SIZE,), (*args, total, overflow))
+    return PendingCount(plan, device, total, overflow, arrays + scratch)
 
 
 def count(plan: SearchPlan, graph: PreparedGraph) -> int:

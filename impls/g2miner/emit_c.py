@@ -16,9 +16,12 @@ Both dialects get the same kernel, written once against a few macros
   carved from one allocation: nothing is allocated on the device while running.
 - **Reduction.** 64-bit per-warp counters, then per block (CUDA) and one
   64-bit atomic add per block or warp; a wrapped counter sets `overflow`.
-- **Levels only.** A plan's optional twin aggregation is not emitted here: it
-  needs a |V|-sized wedge counter per worker, which the per-warp max-degree
-  buffers do not hold; the levels are a complete lowering of every plan.
+- **Twin aggregation.** A plan with one also gets a second kernel,
+  `<name>_twin`: warp w takes vertices w, w + W, ... as v0, walks the levels
+  down to the key level as above, and there its lanes count wedges per key
+  vertex in the warp's own |V|-sized counter array (atomic increments; the
+  first one lists the key), then sum C(w, 2) over the listed keys and reset
+  them.  It needs the whole edge list; a part of one runs the levels.
 
 CUDA maps the macros onto `__ballot_sync`/`__popc`/`__syncwarp` with 256-thread
 blocks.  OpenCL on PoCL has no sub-groups, so a work-group *is* one warp and
@@ -54,6 +57,21 @@ typedef unsigned int u32;
 #define BALLOT(pred) __ballot_sync(0xffffffffu, (pred))
 #define POPC(x) __popc(x)
 #define WARP_SYNC() __syncwarp()
+#define ATOMIC_INC(p) atomicAdd((p), 1)
+#define ATOMIC_XCHG(p, x) atomicExch((p), (x))
+#define ATOMIC_READ(p) atomicOr((p), 0)
+#define WARP_SUM(x, wrapped) warp_sum((x), &(wrapped))
+
+/* Every lane gets the sum of x over the warp (a butterfly: each partial sum is a
+   sum of distinct lanes' values); a wrap on the way sets that lane's *wrapped. */
+DEVICE u64 warp_sum(u64 x, int* wrapped) {{
+  for (int offset = WARP_SIZE / 2; offset > 0; offset >>= 1) {{
+    const u64 y = __shfl_xor_sync(0xffffffffu, x, offset);
+    *wrapped |= x + y < x;
+    x += y;
+  }}
+  return x;
+}}
 """
 
 # Warp sums -> one sum per block in shared memory -> one atomic add per block.
@@ -86,13 +104,17 @@ typedef int i32;
 typedef uint u32;
 #define SCRATCH_PARAM , __local u32* scratch
 #define SCRATCH_ARG , scratch
-#define DECLARE_SCRATCH __local u32 scratch[WARP_SIZE];
+#define DECLARE_SCRATCH __local u32 scratch[WARP_SIZE]; __local u64 sum_scratch[WARP_SIZE];
 #define LANE ((u32)get_local_id(0))
 #define WARP_ID ((i64)get_group_id(0))
 #define NUM_WARPS ((i64)get_num_groups(0))
 #define BALLOT(pred) warp_ballot((pred) SCRATCH_ARG)
 #define POPC(x) popcount(x)
 #define WARP_SYNC() barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE)
+#define ATOMIC_INC(p) atomic_inc(p)
+#define ATOMIC_XCHG(p, x) atomic_xchg((p), (x))
+#define ATOMIC_READ(p) atomic_or((p), 0)
+#define WARP_SUM(x, wrapped) warp_sum((x), &(wrapped), sum_scratch)
 
 /* No sub-groups on PoCL: a work-group is one warp, and the ballot goes
    through local memory between two barriers. */
@@ -103,6 +125,20 @@ DEVICE u32 warp_ballot(int pred SCRATCH_PARAM) {{
   for (int i = 0; i < WARP_SIZE; i++) mask |= scratch[i];
   barrier(CLK_LOCAL_MEM_FENCE);
   return mask;
+}}
+
+/* The sum of x over the work-group, for every lane; a wrap on its way sets *wrapped. */
+DEVICE u64 warp_sum(u64 x, int* wrapped, __local u64* sums) {{
+  sums[LANE] = x;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  u64 total = 0;
+  for (int i = 0; i < WARP_SIZE; i++) {{
+    const u64 next = total + sums[i];
+    *wrapped |= next < total;
+    total = next;
+  }}
+  barrier(CLK_LOCAL_MEM_FENCE);
+  return total;
 }}
 """
 
@@ -174,19 +210,29 @@ CUDA = Dialect("cuda", _CUDA_PRELUDE, _CUDA_FINISH)
 OPENCL = Dialect("opencl", _OPENCL_PRELUDE, _OPENCL_FINISH)
 
 
+def twin_kernel_name(name: str) -> str:
+    """The name of the twin-aggregation kernel emitted beside kernel `name`."""
+    return name + "_twin"
+
+
 def kernel_source(plan: SearchPlan, dialect: Dialect) -> str:
-    """The complete source (prelude, set-operation library, kernel `KERNEL_NAME`) for `plan`."""
+    """The complete source (prelude, set-operation library, kernel `KERNEL_NAME`, and
+    `twin_kernel_name(KERNEL_NAME)` when the plan has a twin aggregation) for `plan`."""
     return module_source([(KERNEL_NAME, plan)], dialect)
 
 
 def module_source(kernels: list[tuple[str, SearchPlan]], dialect: Dialect) -> str:
-    """One source holding a kernel per (name, plan), sharing one prelude and set-operation library."""
+    """One source holding the kernels of each (name, plan), sharing one prelude and set-operation library."""
     parts = [f"/* Generated from G2Miner search plans by impls.g2miner.emit_c ({dialect.name}); do not edit. */",
              dialect.prelude, _DEVICE_LIBRARY]
+    finish = dialect.finish.strip("\n")
     for name, plan in kernels:
         plan_comment = "\n".join(" * " + line for line in str(plan).splitlines())
-        body = _KernelWriter(plan, name).write()
-        parts.append("/*\n" + plan_comment + "\n */\n" + body.replace("  FINISH;", dialect.finish.strip("\n")))
+        writer = _KernelWriter(plan, name)
+        body = writer.write()
+        if plan.twin_aggregate is not None:
+            body += "\n" + writer.write_twin()
+        parts.append("/*\n" + plan_comment + "\n */\n" + body.replace("  FINISH;", finish))
     return "\n".join(parts)
 
 
@@ -217,6 +263,44 @@ class _KernelWriter:
         inner += self._level(2, {})
         lines += ["    " + line for line in inner]
         lines += ["  }", "  FINISH;", "}", ""]
+        return "\n".join(lines)
+
+    def write_twin(self) -> str:
+        """The twin-aggregation kernel: parallel over v0, wedges counted per key vertex."""
+        plan = self.plan
+        lines = [
+            f"KERNEL {twin_kernel_name(self.name)}(GLOBAL const i64* indptr, GLOBAL const i32* indices,",
+            "                   const i64 num_vertices, const i64 max_degree, GLOBAL i32* buffers,",
+            "                   GLOBAL i32* wedge_counts, GLOBAL i32* key_lists, GLOBAL i32* key_counts,",
+            "                   GLOBAL u64* total, GLOBAL int* overflow) {",
+            "  DECLARE_SCRATCH",
+        ]
+        lines += [f"  GLOBAL i32* buf{s} = buffers + (WARP_ID * {plan.num_slots} + {s}) * max_degree;"
+                  for s in range(plan.num_slots)]
+        lines += ["  /* This warp's wedge counter per vertex (all zero between v0s), the keys it",
+                  "     touched for the current v0, and how many. */",
+                  "  GLOBAL i32* wedges = wedge_counts + WARP_ID * num_vertices;",
+                  "  GLOBAL i32* keys = key_lists + WARP_ID * num_vertices;",
+                  "  GLOBAL i32* num_keys = key_counts + WARP_ID;",
+                  "  u64 partial = 0;", "  int wrapped = 0;",
+                  "  for (i64 v = WARP_ID; v < num_vertices; v += NUM_WARPS) {"]
+        inner = ["const i32 v0 = (i32)v;", *self._neighbours(0)]
+        inner += self._level(1, {}, wedge_key=plan.twin_aggregate.key)
+        inner += ["WARP_SYNC();",
+                  "/* Each key's w wedges hold C(w, 2) matches; reading a count also resets it. */",
+                  "const i32 touched = ATOMIC_READ(num_keys);",
+                  "for (i32 k = (i32)LANE; k < touched; k += WARP_SIZE) {",
+                  "  const u64 w = (u64)ATOMIC_XCHG(&wedges[keys[k]], 0);",
+                  "  const u64 before = partial;",
+                  "  partial += w * (w - 1) / 2;",
+                  "  wrapped |= partial < before;",
+                  "}",
+                  "WARP_SYNC();",
+                  "if (LANE == 0) ATOMIC_XCHG(num_keys, 0);",
+                  "WARP_SYNC();"]
+        lines += ["    " + line for line in inner]
+        lines += ["  }", "  const u64 acc = WARP_SUM(partial, wrapped);", "  wrapped = BALLOT(wrapped) != 0u;",
+                  "  FINISH;", "}", ""]
         return "\n".join(lines)
 
     @staticmethod
@@ -269,10 +353,14 @@ class _KernelWriter:
             tests.insert(0, f"{vertex} < v{level.prefix}")
         return " && ".join(tests)
 
-    def _level(self, j: int, lengths: dict[int, str], live: str | None = None) -> list[str]:
+    def _level(self, j: int, lengths: dict[int, str], live: str | None = None,
+               wedge_key: int | None = None) -> list[str]:
         """Levels j.. of the DFS.  `live` names the parent's flag for "this vertex is distinct":
         a rejected vertex empties the first set below it instead of branching, so no
-        barrier ever sits under a data-dependent branch (PoCL builds those very slowly)."""
+        barrier ever sits under a data-dependent branch (PoCL builds those very slowly).
+
+        With `wedge_key` (the twin kernel), that level ends the walk: its lanes share out
+        the candidates and count one wedge per candidate."""
         plan = self.plan
         level = plan.levels[j]
         lengths = dict(lengths)
@@ -292,6 +380,12 @@ class _KernelWriter:
         if level.bounds and not level.bounded_build:
             length = f"lower_bound({pointer}, 0, {length}, {self._bound(level)})"
         out.append(f"const i32 end{j} = {length};")
+        if j == wedge_key:
+            out.append(f"for (i32 i{j} = (i32)LANE; i{j} < end{j}; i{j} += WARP_SIZE) {{")
+            loop = [f"const i32 v{j} = {pointer}[i{j}];"]
+            loop += [f"if (v{j} == v{m}) continue;" for m in level.distinct_from]
+            loop.append(f"if (ATOMIC_INC(&wedges[v{j}]) == 0) keys[ATOMIC_INC(num_keys)] = v{j};")
+            return out + ["  " + line for line in loop] + ["}"]
         out.append(f"for (i32 i{j} = 0; i{j} < end{j}; i{j}++) {{")
         loop = [f"const i32 v{j} = {pointer}[i{j}];", f"(void)v{j};  /* some plans only count below it */"]
         child_live = None
@@ -300,7 +394,7 @@ class _KernelWriter:
             loop.append(f"const int {child_live} = " + " && ".join(f"v{j} != v{m}" for m in level.distinct_from) + ";")
         if plan.needs_neighbours(j):
             loop += self._neighbours(j)
-        loop += self._level(j + 1, lengths, child_live)
+        loop += self._level(j + 1, lengths, child_live, wedge_key)
         out += ["  " + line for line in loop]
         out.append("}")
         return out

@@ -86,6 +86,23 @@ def test_random_graphs_match_brute_force_opencl(backend, induced):
         assert g2miner.count(graph, pattern, backend=backend, induced=induced) == expected, f"{name}, seed {seed}"
 
 
+@pytest.mark.parametrize("backend", CI_BACKENDS[1:])
+def test_opencl_twin_and_dfs_kernels_agree(backend):
+    """A whole edge list takes the twin kernel, a part of one the DFS: both equal brute force."""
+    from impls.g2miner import opencl_backend
+    from impls.g2miner.prepare import prepare
+
+    seed = fresh_seed()
+    graph, reference = random_graph(seed, num_vertices=40, density=0.3)
+    pattern = patterns.get("4-cycle")
+    plan = g2miner.plan(pattern)
+    expected = brute_force(reference, pattern, induced=False)
+    prepared = prepare(graph, plan)
+    assert plan.twin_aggregate is not None and prepared.complete
+    assert opencl_backend.count(plan, prepared) == expected, f"twin, seed {seed}"
+    assert opencl_backend.count(plan, prepared.subset(np.arange(prepared.num_edges))) == expected, f"DFS, seed {seed}"
+
+
 @pytest.mark.parametrize("backend", CI_BACKENDS)
 def test_large_cliques_match_networkx(backend):
     seed = fresh_seed()

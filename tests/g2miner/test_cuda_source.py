@@ -34,11 +34,13 @@ def test_standalone_source_holds_one_kernel():
     assert text.count("KERNEL g2m_count(") == 1 and "__ballot_sync" in text and "atomicAdd" in text
 
 
-def test_plans_with_a_twin_aggregation_emit_their_levels():
-    # The C emitters run the levels, a complete lowering; the twin aggregation is the numba backend's option.
+def test_plans_with_a_twin_aggregation_also_emit_the_twin_kernel():
     from impls.g2miner.cuda_backend import source
 
     plan = g2miner.plan("4-cycle")
     assert plan.twin_aggregate is not None
     text = source(plan)
-    assert "/* level 3: v3 in N(v0) ∩ N(v2), < v1 */" in text and "wedges" not in text
+    # The levels (for parts of an edge list) and the twin kernel (for whole ones), in one module.
+    assert "/* level 3: v3 in N(v0) ∩ N(v2), < v1 */" in text
+    assert text.count("KERNEL g2m_count_twin(") == 1 and "ATOMIC_INC(&wedges[v2])" in text
+    assert "g2m_count_twin" not in source(g2miner.plan("diamond"))
