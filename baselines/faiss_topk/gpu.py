@@ -17,11 +17,12 @@ most of a GPU's top-K latency is selection).  cupy is imported only when a Searc
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from impls.cuda_common import device_empty
 
 QUERY_TILE = 512
 QUERY_TILE_SMALL_D = 1024     # Faiss's tile for d <= 32
@@ -29,6 +30,7 @@ SCORE_TILE_BYTES = 256 << 20  # one score buffer; two of them: Faiss's 512 MB - 
 SELECT_CHUNK = 16384          # columns of one row that one BlockSelect block reduces
 MERGE_LISTS = 16              # k-lists one merge block reduces
 MAX_GRID_Y = 65535            # queries per pass: the merge grid has one block row per query
+FP16_MAX = float(np.finfo(np.float16).max)
 SOURCE = Path(__file__).with_name("block_select.cu")
 
 
@@ -67,18 +69,6 @@ def _cupy():
     return cupy
 
 
-def _empty(shape: tuple[int, ...], dtype: np.dtype | type, what: str):
-    """A device array, or MemoryError naming what it was for and how much was asked."""
-    cp = _cupy()
-    try:
-        return cp.empty(shape, dtype=dtype)
-    except cp.cuda.memory.OutOfMemoryError:
-        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
-        free, total = cp.cuda.runtime.memGetInfo()
-        raise MemoryError(f"GPU out of memory: {what} needs {nbytes / 2**30:.2f} GiB "
-                          f"({free / 2**30:.2f} GiB free of {total / 2**30:.2f} GiB)") from None
-
-
 @functools.cache
 def _kernel(thread_queue: int):
     cp = _cupy()
@@ -92,7 +82,7 @@ class Searcher:
         cp = _cupy()
         if corpus.shape[0] >= 2**32 - 1:
             raise ValueError(f"the faiss_topk gpu backend holds fewer than 2**32 - 1 rows, got {corpus.shape[0]}")
-        self.corpus = _empty(corpus.shape, corpus.dtype, f"the corpus ({corpus.shape[0]} x {corpus.shape[1]} "
+        self.corpus = device_empty(corpus.shape, corpus.dtype, f"the corpus ({corpus.shape[0]} x {corpus.shape[1]} "
                                                          f"{corpus.dtype})")
         self.corpus.set(corpus)
         self._streams = (cp.cuda.Stream(non_blocking=True), cp.cuda.Stream(non_blocking=True))
@@ -114,15 +104,18 @@ class Searcher:
         cp = _cupy()
         n, d = self.corpus.shape
         b = queries.shape[0]
+        if self.corpus.dtype == np.float16 and queries.size and np.abs(queries).max() > FP16_MAX:
+            raise ValueError(f"queries: largest |value| {np.abs(queries).max():g} is beyond fp16's {FP16_MAX:g}; "
+                             f"with an fp16 corpus the GEMM takes fp16 queries, as Faiss does")
         q_all = cp.asarray(queries, dtype=self.corpus.dtype)  # fp16 storage: fp16 queries, as Faiss
         query_tile, corpus_tile = tiles(n, b, d)
         starts = range(0, n, corpus_tile)
         chunks = [-(-min(corpus_tile, n - c0) // SELECT_CHUNK) for c0 in starts]  # lists each tile gives
         first_list = np.concatenate([[0], np.cumsum(chunks)]).astype(int)
         lists = int(first_list[-1])
-        cand_s = _empty((b, lists, k), np.float32, f"{b} x {lists} candidate lists of k={k}")
-        cand_i = _empty((b, lists, k), np.uint32, f"{b} x {lists} candidate lists of k={k}")
-        buffers = [_empty((query_tile, corpus_tile), np.float32, "a GEMM score tile") for _ in range(2)]
+        cand_s = device_empty((b, lists, k), np.float32, f"{b} x {lists} candidate lists of k={k}")
+        cand_i = device_empty((b, lists, k), np.uint32, f"{b} x {lists} candidate lists of k={k}")
+        buffers = [device_empty((query_tile, corpus_tile), np.float32, "a GEMM score tile") for _ in range(2)]
         current = cp.cuda.get_current_stream()
         streams = (current, current) if timer else self._streams
         ready = current.record()  # the side streams do not wait for the current one by themselves
@@ -150,8 +143,8 @@ class Searcher:
             timer.mark("merge")
         while lists > 1:  # the merge across tiles
             blocks = -(-lists // MERGE_LISTS)
-            out_s = _empty((b, blocks, k), np.float32, "merged candidate lists")
-            out_i = _empty((b, blocks, k), np.uint32, "merged candidate lists")
+            out_s = device_empty((b, blocks, k), np.float32, "merged candidate lists")
+            out_i = device_empty((b, blocks, k), np.uint32, "merged candidate lists")
             self._select(cand_s, cand_i, b, lists * k, lists * k, MERGE_LISTS * k, k, np.uint32(0),
                          blocks * k, 0, out_s, out_i, shape)
             cand_s, cand_i, lists = out_s, out_i, blocks
@@ -195,7 +188,7 @@ def _gemm_nt(q, rows, out) -> None:
         cublas.gemmEx(handle, cublas.CUBLAS_OP_T, cublas.CUBLAS_OP_N, c, m, d,
                       one.ctypes.data, rows.data.ptr, in_type, d, q.data.ptr, in_type, d,
                       zero.ctypes.data, out.data.ptr, runtime.CUDA_R_32F, out.strides[0] // 4,
-                      runtime.CUDA_R_32F, cublas.CUBLAS_GEMM_DEFAULT)
+                      cublas.CUBLAS_COMPUTE_32F, cublas.CUBLAS_GEMM_DEFAULT)
     finally:
         cublas.setPointerMode(handle, mode)
 

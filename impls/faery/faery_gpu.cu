@@ -17,7 +17,19 @@
 // filter compares (score, id) pairs, so it is exact whatever order candidates arrive in.
 // Ids are 32-bit row numbers; 0xffffffff marks an empty slot (and sorts last).
 
-#include <cuda_fp16.h>
+// fp16 corpora: rows hold IEEE half bit patterns, widened by the cvt instruction.  No
+// cuda_fp16.h, so NVRTC compiles this file without a CUDA toolkit's headers.
+struct f16 {
+    unsigned short bits;
+};
+
+__device__ __forceinline__ float widen(float x) { return x; }
+
+__device__ __forceinline__ float widen(f16 x) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(x.bits));
+    return f;
+}
 
 #define THREADS 256
 #define MERGE_FAN 8
@@ -137,17 +149,16 @@ __device__ void load_tile(const T* __restrict__ corpus, long long row0, int rows
                 dst[2] = __uint_as_float(raw.z);
                 dst[3] = __uint_as_float(raw.w);
             } else {
-                const __half2* h = reinterpret_cast<const __half2*>(&raw);
-                for (int j = 0; j < 4; ++j) {
-                    float2 f = __half22float2(h[j]);
-                    dst[2 * j] = f.x;
-                    dst[2 * j + 1] = f.y;
+                const unsigned words[4] = {raw.x, raw.y, raw.z, raw.w};
+                for (int j = 0; j < 4; ++j) {  // little-endian: the lower half comes first
+                    dst[2 * j] = widen(f16{(unsigned short)(words[j] & 0xffffu)});
+                    dst[2 * j + 1] = widen(f16{(unsigned short)(words[j] >> 16)});
                 }
             }
         }
     } else {
         for (int e = threadIdx.x; e < elems; e += blockDim.x) {
-            tile[(e / d) * stride + (e % d)] = (float)corpus[first + e];
+            tile[(e / d) * stride + (e % d)] = widen(corpus[first + e]);
         }
     }
 }
@@ -223,8 +234,8 @@ __device__ void scan(const T* __restrict__ corpus, int n, int d, const float* __
 
 SCAN_ENTRY(faery_scan_f32_q1, float, 1)
 SCAN_ENTRY(faery_scan_f32_q4, float, 4)
-SCAN_ENTRY(faery_scan_f16_q1, __half, 1)
-SCAN_ENTRY(faery_scan_f16_q4, __half, 4)
+SCAN_ENTRY(faery_scan_f16_q1, f16, 1)
+SCAN_ENTRY(faery_scan_f16_q4, f16, 4)
 
 // lists: per query, `lists` sorted k-lists laid out contiguously; block (group, query)
 // merges lists [group * MERGE_FAN, ...) into one sorted k-list at out[(query * groups + group)].

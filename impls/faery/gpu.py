@@ -14,17 +14,18 @@ cupy is imported only when a Searcher is made.
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from impls.cuda_common import device_empty
+
 K_LIMIT = 4096
 THREADS = 256                # threads per block (THREADS in faery_gpu.cu)
 MERGE_FAN = 8                # lists one merge block folds (MERGE_FAN in faery_gpu.cu)
 TILE_BYTES = 32 * 1024       # shared memory for one corpus tile: small, so several blocks share an SM
-SMEM_LIMIT = 200 * 1024      # dynamic shared memory per block we allow (H100: 227 KB)
+SMEM_LIMIT = 200 * 1024      # dynamic shared memory per block we allow at most (H100 opts in to 227 KB)
 BLOCKS_PER_SM = 4            # scan blocks per SM to aim for, to overlap one block's loads with another's math
 MAX_QUERY_GROUP = 16         # queries scored per corpus read
 MAX_GRID_Y = 65535          # queries per launch: the merge grid has one block row per query
@@ -58,8 +59,11 @@ def _scan_smem(tile_rows: int, stride: int, d: int, group: int, cap: int) -> int
     return 4 * (tile_rows * stride + group * d + 2 * group * cap + 3 * group)
 
 
-def plan(n: int, d: int, b: int, k: int, sm_count: int) -> Plan:
-    """Choose tiles, query groups, buffers and grid; ValueError when d is too large to tile."""
+def plan(n: int, d: int, b: int, k: int, sm_count: int, smem_limit: int = SMEM_LIMIT) -> Plan:
+    """Choose tiles, query groups, buffers and grid; ValueError when d is too large to tile.
+
+    `smem_limit`: shared memory one block may have on the device (its opt-in maximum).
+    """
     stride = d | 1  # an odd row stride: one row per thread reads shared memory without bank conflicts
     tile_rows = max(1, min(THREADS, TILE_BYTES // (4 * stride)))
     cap = _pow2_at_least(k + tile_rows)  # room for the best k plus one tile's candidates
@@ -67,22 +71,22 @@ def plan(n: int, d: int, b: int, k: int, sm_count: int) -> Plan:
         qpt, group = 1, 1
     else:
         qpt, group = 4, min(MAX_QUERY_GROUP, 4 * -(-b // 4))
-        while group > 4 and _scan_smem(tile_rows, stride, d, group, cap) > SMEM_LIMIT:
+        while group > 4 and _scan_smem(tile_rows, stride, d, group, cap) > smem_limit:
             group -= 4
-        if _scan_smem(tile_rows, stride, d, group, cap) > SMEM_LIMIT:
+        if _scan_smem(tile_rows, stride, d, group, cap) > smem_limit:
             qpt, group = 1, 1
     smem = _scan_smem(tile_rows, stride, d, group, cap)
-    if smem > SMEM_LIMIT:
-        raise ValueError(f"dimension d={d} with k={k} needs {smem} bytes of shared memory per block, "
-                         f"over the gpu backend's {SMEM_LIMIT}")
+    merge_cap = _pow2_at_least(k + THREADS)
+    merge_smem = 4 * (2 * merge_cap + 3)
+    if max(smem, merge_smem) > smem_limit:
+        raise ValueError(f"dimension d={d} with k={k} needs {max(smem, merge_smem)} bytes of shared memory per "
+                         f"block, over the {smem_limit} this device allows")
     groups = -(-b // group)
     wanted = max(1, -(-BLOCKS_PER_SM * sm_count // groups))
     slices = max(1, min(-(-n // tile_rows), wanted))
     slice_rows = tile_rows * -(-n // (slices * tile_rows))  # whole tiles per slice
     slices = -(-n // slice_rows)
-    merge_cap = _pow2_at_least(k + THREADS)
-    return Plan(tile_rows, qpt, group, groups, slices, slice_rows, cap, smem,
-                merge_cap, 4 * (2 * merge_cap + 3))
+    return Plan(tile_rows, qpt, group, groups, slices, slice_rows, cap, smem, merge_cap, merge_smem)
 
 
 # --------------------------------------------------------------------------- device helpers
@@ -108,26 +112,10 @@ def _cupy():
     return cupy
 
 
-def _empty(shape: tuple[int, ...], dtype: np.dtype | type, what: str):
-    """A device array, or MemoryError naming what it was for and how much was asked."""
-    cp = _cupy()
-    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
-    try:
-        return cp.empty(shape, dtype=dtype)
-    except cp.cuda.memory.OutOfMemoryError:
-        free, total = cp.cuda.runtime.memGetInfo()
-        raise MemoryError(f"GPU out of memory: {what} needs {nbytes / 2**30:.2f} GiB "
-                          f"({free / 2**30:.2f} GiB free of {total / 2**30:.2f} GiB)") from None
-
-
 @functools.cache
 def _kernel(name: str):
     cp = _cupy()
-    options = ["--std=c++17"]
-    toolkit = cp.cuda.get_cuda_path()
-    if toolkit and (Path(toolkit) / "include").is_dir():  # for cuda_fp16.h
-        options.append(f"-I{Path(toolkit) / 'include'}")
-    return cp.RawKernel(SOURCE.read_text(), name, options=tuple(options))
+    return cp.RawKernel(SOURCE.read_text(), name, options=("--std=c++17",))
 
 
 def _launch(name: str, grid: tuple[int, int], smem: int, args: tuple) -> None:
@@ -148,10 +136,12 @@ class Searcher:
         cp = _cupy()
         _check_rows(corpus.shape[0])
         self._n = corpus.shape[0]
-        self._rows = _empty(corpus.shape, corpus.dtype, f"the corpus ({corpus.shape[0]} x {corpus.shape[1]} "
+        self._rows = device_empty(corpus.shape, corpus.dtype, f"the corpus ({corpus.shape[0]} x {corpus.shape[1]} "
                                                         f"{corpus.dtype})")
         self._rows.set(corpus)
         self._sm_count = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)["multiProcessorCount"]
+        optin = cp.cuda.Device().attributes.get("MaxSharedMemoryPerBlockOptin", SMEM_LIMIT)
+        self._smem_limit = min(SMEM_LIMIT, optin)
         self._no_live = cp.zeros(1, dtype=cp.uint8)
 
     @property
@@ -165,11 +155,11 @@ class Searcher:
     def _search(self, queries: np.ndarray, k: int, live: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         cp = _cupy()
         b, d = queries.shape
-        p = plan(self._n, d, b, k, self._sm_count)
+        p = plan(self._n, d, b, k, self._sm_count, self._smem_limit)
         q = cp.asarray(queries, dtype=cp.float32)
         mask = self._no_live if live is None else cp.asarray(live.view(np.uint8))
-        lists_s = _empty((b, p.slices, k), np.float32, f"{b} x {p.slices} candidate lists of k={k}")
-        lists_i = _empty((b, p.slices, k), np.uint32, f"{b} x {p.slices} candidate lists of k={k}")
+        lists_s = device_empty((b, p.slices, k), np.float32, f"{b} x {p.slices} candidate lists of k={k}")
+        lists_i = device_empty((b, p.slices, k), np.uint32, f"{b} x {p.slices} candidate lists of k={k}")
         kind = "f32" if self._rows.dtype == np.float32 else "f16"
         _launch(f"faery_scan_{kind}_q{p.queries_per_thread}", (p.slices, p.groups), p.scan_smem,
                 (self._rows, np.int32(self._n), np.int32(d), q, np.int32(b), np.int32(p.query_group),
@@ -178,8 +168,8 @@ class Searcher:
         lists = p.slices
         while lists > 1:
             groups = -(-lists // MERGE_FAN)
-            out_s = _empty((b, groups, k), np.float32, "merged candidate lists")
-            out_i = _empty((b, groups, k), np.uint32, "merged candidate lists")
+            out_s = device_empty((b, groups, k), np.float32, "merged candidate lists")
+            out_i = device_empty((b, groups, k), np.uint32, "merged candidate lists")
             _launch("faery_merge", (groups, b), p.merge_smem,
                     (lists_s, lists_i, np.int32(lists), np.int32(k), np.int32(p.merge_cap), out_s, out_i))
             lists_s, lists_i, lists = out_s, out_i, groups
@@ -194,7 +184,7 @@ class Searcher:
         needed = self._n + vectors.shape[0]
         _check_rows(needed)
         if needed > self._rows.shape[0]:  # doubling keeps a stream of inserts at O(1) copies per row
-            grown = _empty((max(needed, 2 * self._n), self._rows.shape[1]), self._rows.dtype, "the grown corpus")
+            grown = device_empty((max(needed, 2 * self._n), self._rows.shape[1]), self._rows.dtype, "the grown corpus")
             grown[:self._n] = self._rows[:self._n]
             self._rows = grown
         self._rows[self._n:needed] = cp.asarray(vectors)

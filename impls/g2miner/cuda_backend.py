@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from impls.cuda_launch import resident_blocks
+from impls.cuda_common import resident_blocks
 from impls.g2miner.analyser import SearchPlan
 from impls.g2miner.emit_c import CUDA, CUDA_BLOCK_SIZE, KERNEL_NAME, WARP_SIZE, kernel_source, twin_kernel_name
 from impls.g2miner.prepare import PreparedGraph

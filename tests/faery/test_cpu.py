@@ -20,8 +20,8 @@ from workloads.embeddings import check_topk, reference_topk
     (300, 16, 300, 5),     # k = N
     (20_000, 32, 50, 70),  # several query tiles, with a tail of 2 queries
 ])
-def test_matches_brute_force(dtype: str, n: int, d: int, k: int, b: int) -> None:
-    rng = np.random.default_rng(n * 31 + d + k + b)
+def test_matches_brute_force(dtype: str, n: int, d: int, k: int, b: int, fresh_rng) -> None:
+    rng = fresh_rng
     corpus = rng.standard_normal((n, d)).astype(dtype)
     queries = rng.standard_normal((b, d)).astype(np.float32)
     scores, ids = search(corpus, queries, k, backend="cpu")
@@ -31,9 +31,9 @@ def test_matches_brute_force(dtype: str, n: int, d: int, k: int, b: int) -> None
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 @pytest.mark.parametrize("b", [1, 6, 64])
-def test_planted_ties_go_to_the_lower_id(dtype: str, b: int) -> None:
+def test_planted_ties_go_to_the_lower_id(dtype: str, b: int, fresh_rng) -> None:
     # Small integers: every score is exact in fp32 and fp16, and many are equal.
-    rng = np.random.default_rng(7 + b)
+    rng = fresh_rng
     corpus = rng.integers(-2, 3, size=(20_000, 8)).astype(dtype)
     corpus[15_000:] = corpus[:5_000]  # exact duplicates far apart, across chunks
     queries = rng.integers(-2, 3, size=(b, 8)).astype(np.float32)
@@ -52,8 +52,8 @@ def test_half_widening_is_exact_including_subnormals() -> None:
 
 
 @pytest.mark.parametrize("b", [5, 64])
-def test_live_mask_excludes_rows(b: int) -> None:
-    rng = np.random.default_rng(3)
+def test_live_mask_excludes_rows(b: int, fresh_rng) -> None:
+    rng = fresh_rng
     corpus = rng.standard_normal((3000, 16)).astype(np.float32)
     queries = rng.standard_normal((b, 16)).astype(np.float32)
     live = rng.random(3000) < 0.5

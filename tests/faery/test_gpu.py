@@ -56,6 +56,15 @@ def test_faery_plan_is_consistent(n: int, d: int, b: int, k: int) -> None:
     assert p.slices * p.groups <= 4 * faery_gpu.BLOCKS_PER_SM * 132 or p.slices == 1
 
 
+def test_faery_plan_fits_a_device_with_less_shared_memory() -> None:
+    smem_limit = 99 * 1024  # an L4's opt-in maximum
+    assert faery_gpu.plan(100_000, 32, 2, 2048, sm_count=58).scan_smem > smem_limit  # the H100 plan would not fit
+    p = faery_gpu.plan(100_000, 32, 2, 2048, sm_count=58, smem_limit=smem_limit)
+    assert p.scan_smem <= smem_limit and p.merge_smem <= smem_limit
+    with pytest.raises(ValueError, match="over the 65536 this device allows"):
+        faery_gpu.plan(100_000, 32, 2, 2048, sm_count=58, smem_limit=64 * 1024)
+
+
 def test_faery_plan_refuses_a_dimension_too_large_to_tile() -> None:
     with pytest.raises(ValueError, match="shared memory"):
         faery_gpu.plan(1000, 60_000, 1, 100, sm_count=132)
@@ -101,8 +110,8 @@ CASES = [  # n, d, k, b, dtype
 @pytest.mark.parametrize("n,d,k,b,dtype", CASES)
 @pytest.mark.parametrize("system", ["faery", "faiss_topk"])
 @on_gpu
-def test_gpu_equals_brute_force(system: str, n: int, d: int, k: int, b: int, dtype: type) -> None:
-    rng = np.random.default_rng(n + d + k + b)
+def test_gpu_equals_brute_force(system: str, n: int, d: int, k: int, b: int, dtype: type, fresh_rng) -> None:
+    rng = fresh_rng
     corpus = rng.standard_normal((n, d)).astype(dtype)
     queries = rng.standard_normal((b, d)).astype(np.float32)
     search = faery.search if system == "faery" else faiss_topk.search
@@ -112,8 +121,8 @@ def test_gpu_equals_brute_force(system: str, n: int, d: int, k: int, b: int, dty
 
 @pytest.mark.parametrize("system", ["faery", "faiss_topk"])
 @on_gpu
-def test_gpu_ties_go_to_the_lower_id(system: str) -> None:
-    rng = np.random.default_rng(11)
+def test_gpu_ties_go_to_the_lower_id(system: str, fresh_rng) -> None:
+    rng = fresh_rng
     corpus = rng.integers(-2, 3, size=(30_000, 8)).astype(np.float32)
     queries = rng.integers(-2, 3, size=(5, 8)).astype(np.float32)
     search = faery.search if system == "faery" else faiss_topk.search
@@ -125,8 +134,8 @@ def test_gpu_ties_go_to_the_lower_id(system: str) -> None:
 
 @pytest.mark.parametrize("k", [4096])
 @on_gpu
-def test_faery_gpu_goes_beyond_faiss_limit(k: int) -> None:
-    rng = np.random.default_rng(4)
+def test_faery_gpu_goes_beyond_faiss_limit(k: int, fresh_rng) -> None:
+    rng = fresh_rng
     corpus = rng.standard_normal((200_000, 128)).astype(np.float32)
     queries = rng.standard_normal((3, 128)).astype(np.float32)
     scores, ids = faery.search(corpus, queries, k, backend="gpu")
@@ -136,8 +145,8 @@ def test_faery_gpu_goes_beyond_faiss_limit(k: int) -> None:
 
 
 @on_gpu
-def test_faery_gpu_corpus_manager() -> None:
-    rng = np.random.default_rng(8)
+def test_faery_gpu_corpus_manager(fresh_rng) -> None:
+    rng = fresh_rng
     corpus = rng.standard_normal((30_000, 64)).astype(np.float16)
     inserted = rng.standard_normal((40_000, 64)).astype(np.float16)  # more than doubles: the buffer grows
     replaced = rng.standard_normal((100, 64)).astype(np.float16)
@@ -154,6 +163,16 @@ def test_faery_gpu_corpus_manager() -> None:
     assert not np.isin(ids, before[:, :10]).any()
     np.testing.assert_array_equal(ids, ref_ids)
     np.testing.assert_allclose(scores, ref_scores, rtol=1e-5, atol=1e-4)
+
+
+@on_gpu
+def test_faiss_like_gpu_refuses_queries_beyond_fp16_over_an_fp16_corpus(fresh_rng) -> None:
+    corpus = fresh_rng.standard_normal((1000, 16)).astype(np.float16)
+    queries = np.full((1, 16), 1e5, np.float32)
+    with pytest.raises(ValueError, match="beyond fp16"):
+        faiss_topk.search(corpus, queries, 10, backend="gpu")
+    scores, ids = faery.search(corpus, queries, 10, backend="gpu")  # FAERY scores fp32 queries
+    check_topk(corpus, queries, scores, ids, 10)
 
 
 @on_gpu

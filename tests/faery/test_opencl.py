@@ -20,8 +20,8 @@ pytestmark = [pytest.mark.opencl, pytest.mark.skipif(_REASON is not None, reason
     (5000, 32, 1024, 1),      # large k: many sorter insertions, FIFO stalls
     (2100, 8, 2100, 2),       # k = N, pipelines with fewer rows than k
 ])
-def test_matches_brute_force(dtype: str, n: int, d: int, k: int, b: int) -> None:
-    rng = np.random.default_rng(n + d + k)
+def test_matches_brute_force(dtype: str, n: int, d: int, k: int, b: int, fresh_rng) -> None:
+    rng = fresh_rng
     corpus = rng.standard_normal((n, d)).astype(dtype)
     queries = rng.standard_normal((b, d)).astype(np.float32)
     scores, ids = search(corpus, queries, k, backend="opencl")
@@ -29,8 +29,8 @@ def test_matches_brute_force(dtype: str, n: int, d: int, k: int, b: int) -> None
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
-def test_same_ids_as_reference_with_ties(dtype: str) -> None:
-    rng = np.random.default_rng(21)
+def test_same_ids_as_reference_with_ties(dtype: str, fresh_rng) -> None:
+    rng = fresh_rng
     corpus = rng.integers(-2, 3, size=(12_000, 8)).astype(dtype)
     corpus[8_000:] = corpus[:4_000]  # duplicates in other pipelines' shards
     queries = rng.integers(-2, 3, size=(3, 8)).astype(np.float32)
@@ -40,8 +40,8 @@ def test_same_ids_as_reference_with_ties(dtype: str) -> None:
     np.testing.assert_array_equal(scores, ref_scores.astype(np.float32))
 
 
-def test_device_buffer_grows_and_updates_in_place() -> None:
-    rng = np.random.default_rng(22)
+def test_device_buffer_grows_and_updates_in_place(fresh_rng) -> None:
+    rng = fresh_rng
     corpus = rng.standard_normal((100, 8)).astype(np.float32)
     searcher = opencl.Searcher(corpus)
     mirror = corpus.copy()

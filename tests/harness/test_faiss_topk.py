@@ -12,8 +12,8 @@ faiss = pytest.importorskip("faiss")
 @pytest.mark.parametrize("n,d,k,b,dtype", [(1, 8, 1, 1, "float32"), (5000, 64, 100, 3, "float32"),
                                            (70000, 32, 7, 17, "float32"), (20000, 128, 2048, 2, "float32"),
                                            (30000, 48, 64, 5, "float16"), (300, 4, 300, 300, "float32")])
-def test_agrees_with_faiss_cpu_on_fresh_random_data(n, d, k, b, dtype):
-    rng = np.random.default_rng()  # fresh data every run
+def test_agrees_with_faiss_cpu_on_fresh_random_data(n, d, k, b, dtype, fresh_rng):
+    rng = fresh_rng
     corpus = rng.standard_normal((n, d)).astype(dtype)
     queries = rng.standard_normal((b, d)).astype(np.float32)
     scores, ids = faiss_topk.search(corpus, queries, k)
