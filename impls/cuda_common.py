@@ -1,5 +1,6 @@
 """Helpers shared by the CUDA backends (cupy is imported on first use).
 
+- `import_cupy`: cupy, or a RuntimeError that says which backend needed it;
 - `device_empty`: a device array, or a MemoryError that says what it was for
   and how much was asked;
 - `resident_blocks`: how many blocks of a kernel fit on the device at once.  A
@@ -13,6 +14,15 @@ import math
 from typing import Any
 
 import numpy as np
+
+def import_cupy(backend: str) -> Any:
+    """cupy, or RuntimeError naming `backend` and how to install cupy."""
+    try:
+        import cupy
+    except ImportError:
+        raise RuntimeError(f"the {backend} needs cupy (pip install 'recmine[gpu]') and a CUDA GPU") from None
+    return cupy
+
 
 # Registers are allocated per warp in units of 256, i.e. per thread in units of 8.
 _REGISTER_UNIT = 8

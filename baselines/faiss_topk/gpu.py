@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from impls.cuda_common import device_empty
+from impls.cuda_common import device_empty, import_cupy
 
 QUERY_TILE = 512
 QUERY_TILE_SMALL_D = 1024     # Faiss's tile for d <= 32
@@ -32,6 +32,8 @@ MERGE_LISTS = 16              # k-lists one merge block reduces
 MAX_GRID_Y = 65535            # queries per pass: the merge grid has one block row per query
 FP16_MAX = float(np.finfo(np.float16).max)
 SOURCE = Path(__file__).with_name("block_select.cu")
+
+_cupy = functools.partial(import_cupy, "faiss_topk gpu backend")
 
 
 @dataclass(frozen=True)
@@ -59,14 +61,6 @@ def tiles(n: int, b: int, d: int) -> tuple[int, int]:
     query_tile = min(b, QUERY_TILE_SMALL_D if d <= 32 else QUERY_TILE)
     corpus_tile = min(n, max(SELECT_CHUNK, SCORE_TILE_BYTES // (4 * query_tile)))
     return query_tile, corpus_tile
-
-
-def _cupy():
-    try:
-        import cupy
-    except ImportError:
-        raise RuntimeError("the faiss_topk gpu backend needs cupy (pip install cupy-cuda13x) and a CUDA GPU") from None
-    return cupy
 
 
 @functools.cache

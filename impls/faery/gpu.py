@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from impls.cuda_common import device_empty
+from impls.cuda_common import device_empty, import_cupy
 
 K_LIMIT = 4096
 THREADS = 256                # threads per block (THREADS in faery_gpu.cu)
@@ -31,6 +31,8 @@ MAX_QUERY_GROUP = 16         # queries scored per corpus read
 MAX_GRID_Y = 65535          # queries per launch: the merge grid has one block row per query
 MAX_ROWS = 2**31 - 1         # rows are int on the device; ids are 32-bit with 0xffffffff as "empty"
 SOURCE = Path(__file__).with_name("faery_gpu.cu")
+
+_cupy = functools.partial(import_cupy, "faery gpu backend")
 
 
 @dataclass(frozen=True)
@@ -102,14 +104,6 @@ def unavailable_reason() -> str | None:
     except Exception as exc:  # cupy raises CUDARuntimeError without a driver
         return f"no usable GPU ({exc})"
     return None if count > 0 else "no CUDA device"
-
-
-def _cupy():
-    try:
-        import cupy
-    except ImportError:
-        raise RuntimeError("the faery gpu backend needs cupy (pip install cupy-cuda13x) and a CUDA GPU") from None
-    return cupy
 
 
 @functools.cache

@@ -244,16 +244,18 @@ class _KernelWriter:
         self.name = name
         self.step_id = 0
 
+    def _head(self, name: str, params: str) -> list[str]:
+        """A kernel's signature (the graph, `params`, the outputs) and its warp's buffer slots."""
+        lines = [f"KERNEL {name}(GLOBAL const i64* indptr, GLOBAL const i32* indices, {params},",
+                 "                   GLOBAL u64* total, GLOBAL int* overflow) {",
+                 "  DECLARE_SCRATCH"]
+        return lines + [f"  GLOBAL i32* buf{s} = buffers + (WARP_ID * {self.plan.num_slots} + {s}) * max_degree;"
+                        for s in range(self.plan.num_slots)]
+
     def write(self) -> str:
         plan = self.plan
-        lines = [
-            f"KERNEL {self.name}(GLOBAL const i64* indptr, GLOBAL const i32* indices, GLOBAL const i32* src,",
-            "                   GLOBAL const i32* dst, const i64 num_edges, const i64 max_degree,",
-            "                   GLOBAL i32* buffers, GLOBAL u64* total, GLOBAL int* overflow) {",
-            "  DECLARE_SCRATCH",
-        ]
-        lines += [f"  GLOBAL i32* buf{s} = buffers + (WARP_ID * {plan.num_slots} + {s}) * max_degree;"
-                  for s in range(plan.num_slots)]
+        lines = self._head(self.name, "GLOBAL const i32* src, GLOBAL const i32* dst, const i64 num_edges, "
+                                      "const i64 max_degree, GLOBAL i32* buffers")
         lines += ["  u64 acc = 0;", "  int wrapped = 0;",
                   "  for (i64 e = WARP_ID; e < num_edges; e += NUM_WARPS) {"]
         inner = ["const i32 v0 = src[e];", "const i32 v1 = dst[e];"]
@@ -268,15 +270,9 @@ class _KernelWriter:
     def write_twin(self) -> str:
         """The twin-aggregation kernel: parallel over v0, wedges counted per key vertex."""
         plan = self.plan
-        lines = [
-            f"KERNEL {twin_kernel_name(self.name)}(GLOBAL const i64* indptr, GLOBAL const i32* indices,",
-            "                   const i64 num_vertices, const i64 max_degree, GLOBAL i32* buffers,",
-            "                   GLOBAL i32* wedge_counts, GLOBAL i32* key_lists, GLOBAL i32* key_counts,",
-            "                   GLOBAL u64* total, GLOBAL int* overflow) {",
-            "  DECLARE_SCRATCH",
-        ]
-        lines += [f"  GLOBAL i32* buf{s} = buffers + (WARP_ID * {plan.num_slots} + {s}) * max_degree;"
-                  for s in range(plan.num_slots)]
+        lines = self._head(twin_kernel_name(self.name),
+                           "const i64 num_vertices, const i64 max_degree, GLOBAL i32* buffers, "
+                           "GLOBAL i32* wedge_counts, GLOBAL i32* key_lists, GLOBAL i32* key_counts")
         lines += ["  /* This warp's wedge counter per vertex (all zero between v0s), the keys it",
                   "     touched for the current v0, and how many. */",
                   "  GLOBAL i32* wedges = wedge_counts + WARP_ID * num_vertices;",
