@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+
 def import_cupy(backend: str) -> Any:
     """cupy, or RuntimeError naming `backend` and how to install cupy."""
     try:

@@ -86,7 +86,7 @@ def count(plan: SearchPlan, graph: PreparedGraph) -> int:
     def upload(array: np.ndarray):
         return cl.Buffer(context, ro, hostbuf=np.ascontiguousarray(array))
 
-    def zeros(num_ints: int):
+    def zeros(num_ints: int):  # a zeroed int32 device buffer
         buffer = cl.Buffer(context, flags.READ_WRITE, size=4 * max(num_ints, 1))
         cl.enqueue_fill_buffer(queue, buffer, np.int32(0), 0, 4 * max(num_ints, 1))
         return buffer
@@ -96,23 +96,19 @@ def count(plan: SearchPlan, graph: PreparedGraph) -> int:
     total_buf = cl.Buffer(context, flags.READ_WRITE | flags.COPY_HOST_PTR, hostbuf=total)
     overflow_buf = cl.Buffer(context, flags.READ_WRITE | flags.COPY_HOST_PTR, hostbuf=overflow)
     slots_per_warp = plan.num_slots * graph.max_degree
-    twin = plan.twin_aggregate is not None and graph.complete
     num_vertices = len(graph.indptr) - 1
-    if twin:
+    if plan.twin_aggregate is not None and graph.complete:
         # Each warp also holds a wedge counter and a key list of |V| ints.
         by_memory = device.global_mem_size // _TWIN_MEMORY_SHARE // (4 * (slots_per_warp + 2 * num_vertices))
         warps = int(max(1, min(num_vertices, device.max_compute_units * _WARPS_PER_COMPUTE_UNIT, by_memory)))
+        kernel = _kernel(plan, twin_kernel_name(KERNEL_NAME))
+        inputs = (np.int64(num_vertices), np.int64(graph.max_degree), zeros(warps * slots_per_warp),
+                  zeros(warps * num_vertices), zeros(warps * num_vertices), zeros(warps))
     else:
         warps = int(min(graph.num_edges, device.max_compute_units * _WARPS_PER_COMPUTE_UNIT))
-    buffers = cl.Buffer(context, flags.READ_WRITE, size=4 * max(warps * slots_per_warp, 1))
-    if twin:
-        kernel = _kernel(plan, twin_kernel_name(KERNEL_NAME))
-        inputs = (np.int64(num_vertices), np.int64(graph.max_degree), buffers, zeros(warps * num_vertices),
-                  cl.Buffer(context, flags.READ_WRITE, size=4 * warps * num_vertices), zeros(warps))
-    else:
         kernel = _kernel(plan, KERNEL_NAME)
         inputs = (upload(graph.src), upload(graph.dst), np.int64(graph.num_edges), np.int64(graph.max_degree),
-                  buffers)
+                  zeros(warps * slots_per_warp))
     kernel(queue, (warps * WARP_SIZE,), (WARP_SIZE,), upload(graph.indptr), upload(graph.indices), *inputs,
            total_buf, overflow_buf)
     cl.enqueue_copy(queue, total, total_buf)
