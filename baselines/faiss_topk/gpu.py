@@ -98,8 +98,9 @@ class Searcher:
         cp = _cupy()
         n, d = self.corpus.shape
         b = queries.shape[0]
-        if self.corpus.dtype == np.float16 and queries.size and np.abs(queries).max() > FP16_MAX:
-            raise ValueError(f"queries: largest |value| {np.abs(queries).max():g} is beyond fp16's {FP16_MAX:g}; "
+        peak = float(np.abs(queries).max()) if self.corpus.dtype == np.float16 and queries.size else 0.0
+        if peak > FP16_MAX:
+            raise ValueError(f"queries: largest |value| {peak:g} is beyond fp16's {FP16_MAX:g}; "
                              f"with an fp16 corpus the GEMM takes fp16 queries, as Faiss does")
         q_all = cp.asarray(queries, dtype=self.corpus.dtype)  # fp16 storage: fp16 queries, as Faiss
         query_tile, corpus_tile = tiles(n, b, d)

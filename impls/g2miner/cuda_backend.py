@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from impls.cuda_common import resident_blocks
+from impls.cuda_common import import_cupy, resident_blocks
 from impls.g2miner.analyser import SearchPlan
 from impls.g2miner.emit_c import CUDA, CUDA_BLOCK_SIZE, KERNEL_NAME, WARP_SIZE, kernel_source, twin_kernel_name
 from impls.g2miner.prepare import PreparedGraph
@@ -32,10 +32,7 @@ def source(plan: SearchPlan) -> str:
 
 
 def _cupy() -> Any:
-    try:
-        import cupy
-    except ImportError as err:
-        raise RuntimeError(f"the gpu backend needs cupy ({err})") from None
+    cupy = import_cupy("G2Miner gpu backend")
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except cupy.cuda.runtime.CUDARuntimeError as err:
