@@ -139,7 +139,7 @@ def test_per_divides_each_ratio_by_the_denominators_parameter(store):
     assert v.values == (0.8,) and v.verdict == claims.REPRODUCED
 
 
-def test_a_baseline_at_zero_rate_gives_an_unbounded_ratio(store):
+def test_a_baseline_at_zero_rate_is_not_measurable_never_an_unbounded_ratio(store):
     run = begin(store)
     add_row(store, run, "new", "cpu", 1.0, metrics={"qps": 1200.0})
     add_row(store, run, "base", "cpu", 1.0, metrics={"qps": 0.0})
@@ -147,7 +147,7 @@ def test_a_baseline_at_zero_rate_gives_an_unbounded_ratio(store):
                "pair_on": ["workload"], "aggregate": "max"}
     c, m = claim(measure, {"rule": "factor", "target": 4.29, "factor": 1.5})
     v = claims.judge(c, m, store.latest())
-    assert v.verdict == claims.DIRECTION_HOLDS and v.value == "inf×"
+    assert v.verdict == claims.NOT_MEASURABLE and v.value == "" and "base on cpu has qps = 0" in v.reason
 
 
 def test_every_denominator_of_a_key_is_paired(store):
