@@ -192,23 +192,55 @@ def claims(store_path: Path, paper: str | None, as_json: bool) -> None:
     """Show every paper claim with its verdict from the stored results."""
     from harness import claims as claims_mod
 
-    rows = []
+    chosen = [c for c in claims_mod.load() if paper in (None, c.paper)]
+    verdicts = _verdicts(chosen, store_path)
+    if as_json:
+        click.echo(json.dumps([claims_mod.record(v) for v in verdicts], indent=2, ensure_ascii=False))
+        return
+    _echo_claims(verdicts, len(chosen), store_path)
+
+
+def _verdicts(chosen: list, store_path: Path) -> list:
+    """The chosen claims' verdicts from the store (none stored: every claim is unmeasured)."""
+    from harness import claims as claims_mod
+
+    rows, failures = [], []
     if store_path.exists():
         with _open_store(store_path) as store:
-            rows = store.latest()
-    verdicts = claims_mod.evaluate([c for c in claims_mod.load() if paper in (None, c.paper)], rows)
-    if as_json:
-        click.echo(json.dumps([{"claim": v.claim.id, "paper": v.claim.paper, "compares": v.claim.compares,
-                                "paper_value": v.claim.paper_value, "measurement": v.measurement.label,
-                                "value": v.value, "kind": v.kind, "verdict": v.verdict, "reason": v.reason,
-                                "rows": list(v.row_ids)} for v in verdicts], indent=2))
-        return
-    colour = {"reproduced": "green", "direction holds": "yellow", "not reproduced": "red"}
+            rows, failures = store.latest(), store.failures()
+    return claims_mod.evaluate(chosen, rows, failures)
+
+
+_VERDICT_COLOUR = {"reproduced": "green", "mixed": "yellow", "direction holds": "yellow", "not reproduced": "red"}
+
+
+def _echo_claims(verdicts: list, n_claims: int, store_path: Path) -> None:
+    """A header, the verdict counts, then one block per measurement with every column wrapped, never cut."""
+    import shutil
+    import textwrap
+
+    from harness import claims as claims_mod
+
+    click.echo(f"recmine claims: {len(verdicts)} measurements of {n_claims} claims, from {store_path}")
+    click.echo("  ".join(f"{name}: {n}" for name, n in claims_mod.counts(verdicts).items()))
+    widths = (34, 22, 24, 20)
+    reason_width = max(40, shutil.get_terminal_size((160, 24)).columns - sum(widths) - len(widths) - 1)
+    header = ("CLAIM / MEASUREMENT", "PAPER VALUE", "VALUE HERE", "VERDICT", "REASON")
+    click.echo("\n" + " ".join(f"{h:<{w}}" for h, w in zip(header, widths)) + " " + header[-1])
     for v in verdicts:
         value = f"{v.value} ({v.kind})" if v.value else "—"
-        click.echo(f"{v.claim.id:<36} {v.claim.paper_value:<28.28} {value:<34.34} "
-                   + click.style(f"{v.verdict:<19}", fg=colour.get(v.verdict)) + f" {v.reason}".rstrip())
-        click.echo(f"{'':<36} ↳ {v.measurement.label}")
+        reason = " ".join([v.reason, *(f"[{note}]" for note in v.notes)])
+        columns = [textwrap.wrap(text, width) or [""] for text, width in
+                   ((v.claim.id, widths[0]), (v.claim.paper_value, widths[1]), (value, widths[2]),
+                    (v.verdict, widths[3]), (reason, reason_width))]
+        columns[0] += textwrap.wrap("↳ " + v.measurement.label, widths[0], subsequent_indent="  ")
+        for i in range(max(map(len, columns))):
+            cells = [col[i] if i < len(col) else "" for col in columns]
+            colour = _VERDICT_COLOUR.get(v.verdict)
+            verdict = click.style(f"{cells[3]:<{widths[3]}}", fg=colour) if colour and cells[3] else f"{cells[3]:<{widths[3]}}"
+            click.echo((" ".join(f"{cell:<{w}}" for cell, w in zip(cells[:3], widths)) + " " + verdict
+                        + " " + cells[4]).rstrip())
+        click.echo("")
 
 
 @cli.command()
