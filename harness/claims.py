@@ -512,3 +512,19 @@ def get(claim_id: str, path: Path = CLAIMS_FILE) -> Claim:
         if c.id == claim_id:
             return c
     raise ValueError(f"unknown claim {claim_id!r}; `recmine claims` lists them all")
+
+
+# ---------------------------------------------------------------------------- one record per verdict
+
+def record(v: Verdict) -> dict[str, Any]:
+    """A verdict's fields, as `recmine claims --json` prints them and the reports show them."""
+    return {"claim": v.claim.id, "paper": v.claim.paper, "source": v.claim.source, "compares": v.claim.compares,
+            "paper_value": v.claim.paper_value, "unit": v.unit, "measurement": v.measurement.label,
+            "value": v.value, "kind": v.kind, "verdict": v.verdict, "reason": v.reason, "tolerance": v.tolerance,
+            "notes": list(v.notes), "hardware_note": v.measurement.hardware_note, "rows": list(v.row_ids),
+            "reproduce": reproduce_command(v.claim)}
+
+
+def counts(verdicts: Iterable[Verdict]) -> dict[str, int]:
+    verdicts = list(verdicts)
+    return {name: sum(1 for v in verdicts if v.verdict == name) for name in VERDICTS}

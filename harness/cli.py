@@ -14,7 +14,8 @@ from pathlib import Path
 
 import click
 
-from harness import backends, machine, registry
+import devices
+from harness import machine, registry
 from harness.store import DEFAULT_PATH, Store
 
 def _filters(f):
@@ -33,7 +34,7 @@ def _select(system: str | None, tier: str | None, backend: str | None, workload:
 
     selector = dict(_parse_where(w) for w in where)
     if backend is not None:
-        backends.probe(backend)  # ValueError naming the known backends
+        devices.probe(backend)  # ValueError naming the known backends
         selector["backend"] = backend
     if workload is not None:
         catalog.get(workload)    # ValueError naming the known workloads
@@ -78,26 +79,38 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
-def env(as_json: bool) -> None:
-    """Show this machine, each backend's availability, and library versions."""
+@click.option("--require", multiple=True, type=click.Choice(devices.BACKENDS), metavar="BACKEND",
+              help="exit 1 unless this backend is available (repeatable), e.g. --require opencl in CI")
+def env(as_json: bool, require: tuple[str, ...]) -> None:
+    """Show this machine, each backend's availability (devices tried and why rejected), and library versions."""
+    probes = devices.probe_all()
     info = {"machine": machine.machine(), "read_bandwidth_gb_s": round(machine.read_bandwidth(1.0), 1),
             "git_commit": machine.git_commit(),
-            "backends": {name: {"available": b.available, "reason": b.reason, "modelled": b.modelled, **b.details}
-                         for name, b in backends.probe_all().items()},
+            "backends": {name: {"available": b.available, "reason": b.reason, "modelled": b.modelled,
+                                "rejected": list(b.rejected), **b.details} for name, b in probes.items()},
             "versions": machine.library_versions()}
+    missing = [name for name in require if not probes[name].available]
     if as_json:
         click.echo(json.dumps(info, indent=2))
+        if missing:
+            sys.exit(1)
         return
     m = info["machine"]
     click.echo(f"machine      {m['cpu']} — {m['cores']} cores, {m['memory_gb']} GB, {m['os']}")
     click.echo(f"read b/w     {info['read_bandwidth_gb_s']} GB/s (numpy sum over 256 MB, best of 1 s)")
     click.echo(f"python       {m['python']}    commit {info['git_commit']}")
     click.echo("backends")
-    for name, b in backends.probe_all().items():
+    for name, b in probes.items():
         click.echo(f"  {name:<11} {b.summary()}")
+        for rejected in b.rejected:
+            click.echo(f"  {'':<11} rejected {rejected}")
     click.echo("versions")
     for lib, ver in info["versions"].items():
         click.echo(f"  {lib:<26} {ver}")
+    for name in missing:
+        click.echo(f"recmine: the {name} backend is required but unavailable: {probes[name].reason}", err=True)
+    if missing:
+        sys.exit(1)
 
 
 # ---------------------------------------------------------------------------- list
@@ -110,7 +123,7 @@ def list_(system: str | None, backend: str | None, workload: str | None, where: 
     """Show every registered experiment and whether it can run here."""
     exps = _select(system, tier, backend, workload, where)
     for exp in exps:
-        ok, why = backends.can_run(exp.backend, exp.requires)
+        ok, why = devices.can_run(exp.backend, exp.requires)
         tiers = "+".join(sorted(exp.tiers))
         click.echo(f"{exp.id:<82} {exp.kind:<9} {tiers:<10} {'runs here' if ok else 'skip: ' + why}")
     click.echo(f"{len(exps)} experiments", err=True)
@@ -125,7 +138,7 @@ def run_one(experiment_id: str, quick: bool) -> None:
     from harness.runner import run
 
     exp = registry.get(experiment_id)
-    ok, why = backends.can_run(exp.backend, exp.requires)
+    ok, why = devices.can_run(exp.backend, exp.requires)
     if not ok:
         raise UserError(f"{exp.id} cannot run here: {why}")
     outcome = run(exp, Settings.for_tier("quick" if quick else "full"))
@@ -301,7 +314,7 @@ def gate(reference: Path, threshold: float | None, write_ref: bool) -> None:
         raise UserError(f"--threshold must be above 1, got {threshold}")
     for f in figures:
         for exp_id in (f.numerator, f.denominator):
-            ok, why = backends.can_run(registry.get(exp_id).backend, registry.get(exp_id).requires)
+            ok, why = devices.can_run(registry.get(exp_id).backend, registry.get(exp_id).requires)
             if not ok:
                 raise UserError(f"gated figure {f.name}: {exp_id} cannot run here: {why}")
     if write_ref:

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from devices.timers import timer_for
 from harness import registry
-from harness.measure import timer_for
 from harness.store import Row, Store
 from workloads import catalog
 

@@ -1,8 +1,7 @@
 """Timing with warm-up, repeats until both a minimum count and a minimum time, and robust statistics.
 
-Device work is synchronised before a clock is read: the GPU timer uses cupy
-events; OpenCL implementations return host arrays after `queue.finish()`, so the
-host clock is exact for them.  Peak memory is the process's resident high-water
+Device work is synchronised before a clock is read (the timers of
+`devices.timers`).  Peak memory is the process's resident high-water
 mark over the timed region (reset through /proc/self/clear_refs where Linux allows).
 """
 
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from devices.timers import HostTimer, Timer
 
 
 @dataclass(frozen=True)
@@ -67,39 +68,8 @@ class Measurement:
                 "min": float(min(self.samples)), "max": float(max(self.samples)), "n": len(self.samples)}
 
 
-class HostTimer:
-    """perf_counter around a synchronous call."""
-
-    def time(self, fn: Callable[[], Any]) -> tuple[float, Any]:
-        t0 = time.perf_counter()
-        out = fn()
-        return time.perf_counter() - t0, out
-
-
-class CupyTimer:
-    """CUDA events on the current stream; the stop event is synchronised before reading."""
-
-    def __init__(self) -> None:
-        import cupy
-
-        self._cupy = cupy
-
-    def time(self, fn: Callable[[], Any]) -> tuple[float, Any]:
-        cp = self._cupy
-        start, stop = cp.cuda.Event(), cp.cuda.Event()
-        start.record()
-        out = fn()
-        stop.record()
-        stop.synchronize()
-        return cp.cuda.get_elapsed_time(start, stop) / 1e3, out
-
-
-def timer_for(backend: str) -> HostTimer | CupyTimer:
-    return CupyTimer() if backend == "gpu" else HostTimer()
-
-
 def measure(fn: Callable[[], Any], settings: Settings = Settings(),
-            timer: HostTimer | CupyTimer | None = None) -> Measurement:
+            timer: Timer | None = None) -> Measurement:
     """Warm up, then time `fn` until min_repeats and min_time_s are both reached (bounded by the maxima)."""
     timer = timer or HostTimer()
     out = None

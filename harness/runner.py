@@ -8,8 +8,10 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from harness import backends, machine
-from harness.measure import Settings, measure, timer_for
+import devices
+from devices.timers import timer_for
+from harness import machine
+from harness.measure import Settings, measure
 from harness.registry import Experiment
 from harness.store import Store
 from workloads import catalog
@@ -65,7 +67,7 @@ def _is_number(v: Any) -> bool:
 
 def device_name(exp: Experiment) -> str:
     if exp.backend in ("gpu", "opencl"):
-        info = backends.probe(exp.backend)
+        info = devices.probe(exp.backend)
         return str(info.details.get("device") or info.details.get("devices") or exp.backend)
     if exp.backend == "fpga-model":
         if "backend:gpu" in exp.requires:
@@ -75,7 +77,7 @@ def device_name(exp: Experiment) -> str:
 
 
 def device_name_of_gpu() -> str:
-    return str(backends.probe("gpu").details.get("device", "the GPU"))
+    return str(devices.probe("gpu").details.get("device", "the GPU"))
 
 
 class Session:
@@ -88,7 +90,7 @@ class Session:
         self.machine_id = machine.machine_id()
         self.machine = machine.machine()
         self.versions = machine.library_versions()
-        probes = {name: info.summary() for name, info in backends.probe_all().items()}
+        probes = {name: info.summary() for name, info in devices.probe_all().items()}
         self.run_id = store.begin_run(command, tier, self.commit, self.machine_id, self.machine,
                                       probes, self.versions)
 
@@ -133,7 +135,7 @@ def run_all(session: Session, exps: Iterable[Experiment], settings: Settings, fo
     for exp in bar:
         if interactive:
             bar.set_postfix_str(exp.id[-60:], refresh=False)
-        ok, why = backends.can_run(exp.backend, exp.requires)
+        ok, why = devices.can_run(exp.backend, exp.requires)
         if not ok:
             summary.skipped[exp.id] = why
             continue

@@ -1,6 +1,8 @@
 """Shared test setup.
 
-- GPU tests skip (with the reason) where no usable CUDA device exists.
+- Tests marked `gpu` or `opencl` skip, with the backend layer's reason, where that
+  backend cannot run here; in CI (`CI=true`) an unavailable OpenCL backend fails the
+  run instead, so the OpenCL tests cannot go quietly missing.
 - `fresh_rng`: a random generator on a new seed every run, so kernels meet inputs
   they have not met before; a failing test's report names its seed, and
   `RECMINE_TEST_SEED=<seed>` replays it.
@@ -28,15 +30,25 @@ def pytest_runtest_makereport(item, call):
         report.sections.append(("random seed", f"replay with RECMINE_TEST_SEED={seed}"))
 
 
-def pytest_collection_modifyitems(config, items):
-    gpu_items = [item for item in items if "gpu" in item.keywords]
-    if not gpu_items:
-        return
-    from harness.backends import probe
+BACKEND_MARKERS = ("gpu", "opencl")
 
-    info = probe("gpu")
-    if info.available:
-        return
-    skip = pytest.mark.skip(reason=f"gpu backend unavailable: {info.reason}")
-    for item in gpu_items:
-        item.add_marker(skip)
+
+def pytest_sessionstart(session):
+    import devices
+
+    info = devices.probe("opencl")
+    if os.environ.get("CI") == "true" and not info.available:
+        pytest.exit(f"CI needs the opencl backend, which is unavailable: {info.reason}", returncode=1)
+
+
+def pytest_collection_modifyitems(config, items):
+    import devices
+
+    for backend in BACKEND_MARKERS:
+        info = devices.probe(backend)
+        if info.available:
+            continue
+        skip = pytest.mark.skip(reason=f"{backend} backend unavailable: {info.reason}")
+        for item in items:
+            if backend in item.keywords:
+                item.add_marker(skip)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from impls.cuda_common import device_empty, import_cupy
+from devices.cuda import device_empty, require_cupy
 
 QUERY_TILE = 512
 QUERY_TILE_SMALL_D = 1024     # Faiss's tile for d <= 32
@@ -33,7 +33,7 @@ MAX_GRID_Y = 65535            # queries per pass: the merge grid has one block r
 FP16_MAX = float(np.finfo(np.float16).max)
 SOURCE = Path(__file__).with_name("block_select.cu")
 
-_cupy = functools.partial(import_cupy, "faiss_topk gpu backend")
+_cupy = functools.partial(require_cupy, "faiss_topk gpu backend")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from baselines.pangolin_bfs.plans import ExtensionPlan
-from impls.cuda_common import resident_blocks
+from devices.cuda import resident_blocks
 
 KERNEL_SOURCE = Path(__file__).with_name("kernels.cu")
 MAX_K = 8  # as in kernels.cu

@@ -8,13 +8,14 @@ An experiment whose backend is unavailable is skipped by asv (NotImplementedErro
 Pick a subset with `asv run --bench 'TimeFaery.time_run.*numpy/cpu/gaussian-25k'`.
 """
 
-from harness import backends, registry
+import devices
+from harness import registry
 from workloads import catalog
 
 
 def _prepare(self, experiment_id):
     exp = registry.get(experiment_id)
-    ok, why = backends.can_run(exp.backend, exp.requires)
+    ok, why = devices.can_run(exp.backend, exp.requires)
     if not ok:
         raise NotImplementedError(why)
     self.trial = exp.build(catalog.load(exp.workload), exp.p)

@@ -22,7 +22,8 @@ from typing import Any, Callable
 import click
 import numpy as np
 
-from harness import backends, loadgen
+import devices
+from harness import loadgen
 from harness.registry import Experiment, Trial, experiment
 from workloads.embeddings import EmbeddingSet, check_topk
 
@@ -342,7 +343,8 @@ def search_command(corpus: str, queries: str | None, k: int, impl: str, backend:
     """Top-K of each query in CORPUS (.npy, .fvecs, .bvecs, .hdf5), with the median time of 5 runs."""
     from pathlib import Path
 
-    from harness.measure import Settings, measure, timer_for
+    from devices.timers import timer_for
+    from harness.measure import Settings, measure
     from workloads.embeddings import check_k, load_embedding_set
 
     search = _runnable(impl, backend)
@@ -369,7 +371,7 @@ def _runnable(impl: str, backend: str) -> Callable:
     if (impl, backend) not in SUTS:
         raise ValueError(f"{impl} has no {backend} backend; choose from "
                          f"{', '.join(f'{i}/{b}' for i, b in SUTS)}")
-    ok, why = backends.can_run(backend, SUTS[(impl, backend)][1])
+    ok, why = devices.can_run(backend, SUTS[(impl, backend)][1])
     if not ok:
         raise ValueError(why)
     return SUTS[(impl, backend)][0]

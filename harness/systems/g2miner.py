@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 import click
 
-from harness import backends
+import devices
 from harness.registry import Experiment, Trial, experiment
 from workloads import catalog
 from workloads.graphs import CSRGraph
@@ -190,7 +190,7 @@ def experiments() -> list[Experiment]:
     out += [_declare(impl, backend, workload, problem, "full")
             for (impl, backend), grid in FULL_GRID.items() for workload, problems in grid.items()
             for problem in problems]
-    visible_gpus = backends.gpu_count()
+    visible_gpus = devices.gpu_count()
     out += [experiment(SYSTEM, "g2miner", "gpu", workload, functools.partial(build_multi_gpu, workload=workload),
                        params={"problem": problem, "gpus": gpus}, tiers="full",
                        description=f"{problem} on {workload}: g2miner, edge list scheduled over {gpus} GPUs")
@@ -252,9 +252,7 @@ def plan_command(pattern: str, induced: bool) -> None:
 @click.option("--induced", is_flag=True, help="vertex-induced matching (default: edge-induced)")
 def count_command(graph: str, pattern: str, backend: str, induced: bool) -> None:
     """Count PATTERN in GRAPH (a workload name or a graph file/GraphMiner prefix)."""
-    from harness import backends
-
-    ok, why = backends.can_run(backend)
+    ok, why = devices.can_run(backend)
     if not ok:
         raise ValueError(why)
     data = _graph(graph)

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from devices import cuda
 from impls.faery.backend import merge_topk
 from impls.faery.index import Index
 from workloads.embeddings import as_corpus, as_queries, check_k
@@ -39,7 +40,7 @@ class Cluster:
         if mode == "sharded" and instances > corpus.shape[0]:
             raise ValueError(f"cannot split {corpus.shape[0]} rows into {instances} shards")
         self.mode, self.backend, self.dim = mode, backend, corpus.shape[1]
-        self._devices = _gpu_count() if backend == "gpu" else 0
+        self._devices = cuda.device_count() if backend == "gpu" else 0
         if mode == "replicated":
             self.members = [self._on(i, Index, corpus, backend) for i in range(instances)]
             self._global_ids: list[np.ndarray] = []
@@ -152,11 +153,3 @@ class Cluster:
         owners = self._owner[ids]
         return [(int(s), np.flatnonzero(owners == s)) for s in np.unique(owners)]
 
-
-def _gpu_count() -> int:
-    try:
-        import cupy
-
-        return int(cupy.cuda.runtime.getDeviceCount())
-    except Exception:  # no cupy or no device: the gpu backend itself reports why
-        return 0

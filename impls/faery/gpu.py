@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from impls.cuda_common import device_empty, import_cupy
+from devices.cuda import device_empty, require_cupy
 
 K_LIMIT = 4096
 THREADS = 256                # threads per block (THREADS in faery_gpu.cu)
@@ -32,7 +32,7 @@ MAX_GRID_Y = 65535          # queries per launch: the merge grid has one block r
 MAX_ROWS = 2**31 - 1         # rows are int on the device; ids are 32-bit with 0xffffffff as "empty"
 SOURCE = Path(__file__).with_name("faery_gpu.cu")
 
-_cupy = functools.partial(import_cupy, "faery gpu backend")
+_cupy = functools.partial(require_cupy, "faery gpu backend")
 
 
 @dataclass(frozen=True)
@@ -92,19 +92,6 @@ def plan(n: int, d: int, b: int, k: int, sm_count: int, smem_limit: int = SMEM_L
 
 
 # --------------------------------------------------------------------------- device helpers
-
-def unavailable_reason() -> str | None:
-    """None when cupy and a CUDA GPU can be used, else why not."""
-    try:
-        import cupy
-    except ImportError:
-        return "cupy is not installed"
-    try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # cupy raises CUDARuntimeError without a driver
-        return f"no usable GPU ({exc})"
-    return None if count > 0 else "no CUDA device"
-
 
 @functools.cache
 def _kernel(name: str):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from devices import opencl as opencl_device
 from impls.faery.backend import sort_topk
 
 KERNEL_SOURCE = Path(__file__).with_name("faery_topk.cl")
@@ -21,32 +22,9 @@ FILTER_FIFO_DEPTH = 16         # entries in the buffer between the filter and th
 MIN_ROWS_PER_UNIT = 2048       # below this a pipeline's start-up outweighs its share of the scan
 
 
-def unavailable_reason() -> str | None:
-    """None when pyopencl has a device to run on, else a one-line reason."""
-    try:
-        _context()
-    except Exception as exc:  # ImportError, or pyopencl's errors when no platform/device
-        return f"no OpenCL device: {exc}"
-    return None
-
-
-@functools.cache
-def _context():
-    import pyopencl as cl
-
-    for platform in cl.get_platforms():
-        devices = platform.get_devices()
-        if devices:
-            context = cl.Context(devices=[devices[0]])
-            return context, cl.CommandQueue(context)
-    raise RuntimeError("pyopencl found no platform with a device")
-
-
 @functools.cache
 def _program(half: bool):
-    import pyopencl as cl
-
-    context, _ = _context()
+    cl, context, _ = opencl_device.context()
     options = [f"-DNE={EMBEDDINGS_PER_ITERATION}", f"-DFIFO_DEPTH={FILTER_FIFO_DEPTH}"]
     if half:
         options.append("-DCORPUS_HALF")
@@ -59,10 +37,8 @@ class Searcher:
     k_limit: int | None = None
 
     def __init__(self, corpus: np.ndarray) -> None:
-        import pyopencl as cl
-
+        cl, self._context, self._queue = opencl_device.context()
         self._cl = cl
-        self._context, self._queue = _context()
         self._dtype = corpus.dtype
         self._dim = corpus.shape[1]
         self._n = 0

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from impls.cuda_common import import_cupy, resident_blocks
+from devices.cuda import require_cupy, resident_blocks
 from impls.g2miner.analyser import SearchPlan
 from impls.g2miner.emit_c import CUDA, CUDA_BLOCK_SIZE, KERNEL_NAME, WARP_SIZE, kernel_source, twin_kernel_name
 from impls.g2miner.prepare import PreparedGraph
@@ -32,22 +32,7 @@ def source(plan: SearchPlan) -> str:
 
 
 def _cupy() -> Any:
-    cupy = import_cupy("G2Miner gpu backend")
-    try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except cupy.cuda.runtime.CUDARuntimeError as err:
-        raise RuntimeError(f"the gpu backend found no usable CUDA device ({err})") from None
-    if count == 0:
-        raise RuntimeError("the gpu backend found no CUDA device")
-    return cupy
-
-
-def device_count() -> int:
-    """Visible CUDA devices (0 when cupy or a driver is missing)."""
-    try:
-        return _cupy().cuda.runtime.getDeviceCount()
-    except RuntimeError:
-        return 0
+    return require_cupy("G2Miner gpu backend")
 
 
 @functools.lru_cache(maxsize=256)

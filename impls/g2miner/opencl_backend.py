@@ -11,6 +11,7 @@ import functools
 
 import numpy as np
 
+from devices.opencl import context as _context
 from impls.g2miner.analyser import SearchPlan
 from impls.g2miner.emit_c import KERNEL_NAME, OPENCL, WARP_SIZE, kernel_source, twin_kernel_name
 from impls.g2miner.prepare import PreparedGraph
@@ -24,37 +25,6 @@ _TWIN_MEMORY_SHARE = 8
 def source(plan: SearchPlan) -> str:
     """The OpenCL C source generated for `plan`."""
     return kernel_source(plan, OPENCL)
-
-
-@functools.lru_cache(maxsize=1)
-def _context() -> tuple:
-    try:
-        import pyopencl as cl
-    except ImportError as err:
-        raise RuntimeError(f"the opencl backend needs pyopencl ({err})") from None
-    try:
-        devices = [d for p in cl.get_platforms() for d in p.get_devices()]
-    except cl.Error as err:
-        raise RuntimeError(f"the opencl backend found no OpenCL platform ({err})") from None
-    if not devices:
-        raise RuntimeError("the opencl backend found no OpenCL device")
-    context = cl.Context([devices[0]])
-    return cl, context, cl.CommandQueue(context)
-
-
-def unavailable_reason() -> str | None:
-    """None when the backend can run here, else why it cannot."""
-    try:
-        _context()
-    except RuntimeError as err:
-        return str(err)
-    return None
-
-
-def device_name() -> str:
-    """The OpenCL device the backend runs on (RuntimeError when there is none)."""
-    _, context, _ = _context()
-    return context.devices[0].name
 
 
 @functools.lru_cache(maxsize=128)

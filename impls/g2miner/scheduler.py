@@ -21,6 +21,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from devices import cuda
 from impls.g2miner import pattern as patterns
 from impls.g2miner.analyser import plan as make_plan
 from impls.g2miner.prepare import PreparedGraph, prepare
@@ -78,7 +79,7 @@ def count_partitioned(graph: CSRGraph, pattern: "str | patterns.Pattern | Iterab
     check_backend(backend)
     search_plan = make_plan(patterns.get(pattern), bool(induced))
     prepared = prepare(graph, search_plan)
-    num_devices = _gpu_count() if backend == "gpu" else 1
+    num_devices = cuda.device_count() if backend == "gpu" else 1
     if num_partitions is None:
         num_partitions = max(num_devices, 1)
     parts = partition_edges(prepared, num_partitions, chunk, policy)
@@ -93,8 +94,3 @@ def count_partitioned(graph: CSRGraph, pattern: "str | patterns.Pattern | Iterab
         counts = tuple(count_prepared(search_plan, prepared.subset(ids), backend) for ids in parts)
     return ScheduledCount(sum(counts), counts, devices, policy)
 
-
-def _gpu_count() -> int:
-    from impls.g2miner import cuda_backend
-
-    return cuda_backend.device_count()

@@ -8,7 +8,8 @@ the compare-fail gate are in the README.
 
 import pytest
 
-from harness import backends, registry
+import devices
+from harness import registry
 from workloads import catalog
 
 
@@ -28,7 +29,7 @@ def _smallest_per_implementation() -> list[str]:
 @pytest.mark.parametrize("experiment_id", _smallest_per_implementation())
 def test_kernel(benchmark, experiment_id):
     exp = registry.get(experiment_id)
-    ok, why = backends.can_run(exp.backend, exp.requires)
+    ok, why = devices.can_run(exp.backend, exp.requires)
     if not ok:
         pytest.skip(why)
     trial = exp.build(catalog.load(exp.workload), exp.p)

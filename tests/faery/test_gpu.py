@@ -21,12 +21,7 @@ from impls.faery import gpu as faery_gpu
 from workloads.embeddings import check_topk
 
 CUDA_SOURCES = [faery_gpu.SOURCE, faiss_gpu.SOURCE]
-_NO_GPU = faery_gpu.unavailable_reason()
-
-
-def on_gpu(test):
-    """Mark a test `gpu` and skip it, with the reason, where cupy or a GPU is missing."""
-    return pytest.mark.gpu(pytest.mark.skipif(_NO_GPU is not None, reason=_NO_GPU or "")(test))
+on_gpu = pytest.mark.gpu  # tests/conftest.py skips these, with the reason, where the gpu backend cannot run
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")

@@ -8,8 +8,7 @@ import pytest
 from impls.faery import opencl, search
 from workloads.embeddings import check_topk, reference_topk
 
-_REASON = opencl.unavailable_reason()
-pytestmark = [pytest.mark.opencl, pytest.mark.skipif(_REASON is not None, reason=str(_REASON))]
+pytestmark = pytest.mark.opencl
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])

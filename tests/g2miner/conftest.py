@@ -14,15 +14,8 @@ from workloads.graphs import CSRGraph, from_edges, load
 CITESEER = Path(__file__).resolve().parents[2] / "workloads" / "data" / "citeseer" / "graph"
 
 
-def opencl_reason() -> str | None:
-    from impls.g2miner import opencl_backend
-
-    return opencl_backend.unavailable_reason()
-
-
 # The backends that run in CI: numba always, OpenCL where pyopencl has a device (PoCL in CI).
-CI_BACKENDS = ["cpu", pytest.param("opencl", marks=pytest.mark.skipif(opencl_reason() is not None,
-                                                                      reason=str(opencl_reason())))]
+CI_BACKENDS = ["cpu", pytest.param("opencl", marks=pytest.mark.opencl)]
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,14 @@
-"""Backend availability, probed once per process.
+"""Backend names and probes, each run once per process.
 
-An unavailable backend is a skip with a reason, never a failure and never a
-silent CPU fallback reported under another name.
+A probe proves its backend works by building and running a tiny kernel; an
+unavailable backend is a skip with the reason, never a failure and never a silent
+CPU fallback reported under another name.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -21,6 +23,7 @@ class BackendInfo:
     reason: str = ""                      # why it is unavailable
     details: dict[str, Any] = field(default_factory=dict)
     modelled: bool = False                # figures are modelled, not measured
+    rejected: tuple[str, ...] = ()        # devices that were tried and failed, each with why
 
     def summary(self) -> str:
         if not self.available:
@@ -31,52 +34,45 @@ class BackendInfo:
 
 def _probe_cpu() -> BackendInfo:
     import numba
+    import numpy as np
 
+    @numba.njit(cache=False)
+    def twice(x):  # a compiled kernel proves numba's LLVM can target this CPU
+        return 2 * x
+
+    if twice(np.int64(21)) != 42:
+        return BackendInfo("cpu", False, "a numba test kernel returned a wrong result")
     return BackendInfo("cpu", True, details={
         "numba": numba.__version__, "threads": numba.get_num_threads(),
         "threading_layer": os.environ.get("NUMBA_THREADING_LAYER", "default")})
 
 
 def _probe_gpu() -> BackendInfo:
-    try:
-        import cupy
-    except ImportError:
-        return BackendInfo("gpu", False, "cupy is not installed (pip install 'recmine[gpu]')")
-    try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # CUDARuntimeError: no driver, insufficient driver, no device
-        return BackendInfo("gpu", False, f"no usable CUDA device ({type(exc).__name__}: {exc})")
-    if count == 0:
-        return BackendInfo("gpu", False, "no CUDA device")
-    devices = []
-    for i in range(count):
-        props = cupy.cuda.runtime.getDeviceProperties(i)
-        devices.append({"name": props["name"].decode(), "memory_gb": round(props["totalGlobalMem"] / 2**30, 1),
-                        "compute_capability": f"{props['major']}.{props['minor']}"})
-    return BackendInfo("gpu", True, details={"devices": count, "device": devices[0]["name"],
-                                              "memory_gb": devices[0]["memory_gb"],
-                                              "compute_capability": devices[0]["compute_capability"],
+    from devices import cuda
+
+    found = cuda.survey()
+    if not found.devices:
+        return BackendInfo("gpu", False, found.reason)
+    import cupy
+
+    first = found.devices[0]
+    return BackendInfo("gpu", True, details={"devices": len(found.devices), "device": first["name"],
+                                              "memory_gb": first["memory_gb"],
+                                              "compute_capability": first["compute_capability"],
                                               "cupy": cupy.__version__})
 
 
 def _probe_opencl() -> BackendInfo:
-    try:
-        import pyopencl as cl
-    except ImportError:
-        return BackendInfo("opencl", False, "pyopencl is not installed (pip install 'recmine[opencl]')")
-    try:
-        platforms = cl.get_platforms()
-    except Exception as exc:  # no ICD loader or no platform
-        return BackendInfo("opencl", False, f"no OpenCL platform ({exc})")
-    devices = []
-    for platform in platforms:
-        try:  # a platform with no device raises DEVICE_NOT_FOUND rather than returning []
-            devices += [f"{platform.name.strip()}: {d.name.strip()}" for d in platform.get_devices()]
-        except cl.Error:
-            continue
-    if not devices:
-        return BackendInfo("opencl", False, "no OpenCL device")
-    return BackendInfo("opencl", True, details={"devices": "; ".join(devices), "pyopencl": cl.VERSION_TEXT})
+    from devices import opencl
+
+    chosen = opencl.selection()
+    rejected = tuple(f"{c.index} {c.label}: {c.reason}" for c in chosen.rejected)
+    if chosen.chosen is None:
+        return BackendInfo("opencl", False, chosen.reason, rejected=rejected)
+    import pyopencl as cl
+
+    return BackendInfo("opencl", True, rejected=rejected, details={
+        "device": chosen.chosen.label, "index": chosen.chosen.index, "pyopencl": cl.VERSION_TEXT})
 
 
 def _probe_fpga_model() -> BackendInfo:
@@ -105,10 +101,14 @@ def gpu_count() -> int:
     return int(info.details.get("devices", 0)) if info.available else 0
 
 
+def device_name(backend: str) -> str:
+    """The device a backend runs on, as probed ("" where the backend names none)."""
+    info = probe(backend)
+    return str(info.details.get("device", "")) if info.available else ""
+
+
 def module_missing(modules: tuple[str, ...]) -> str | None:
     """The first of `modules` that cannot be imported, or None."""
-    import importlib.util
-
     for mod in modules:
         if importlib.util.find_spec(mod) is None:
             return mod
