@@ -159,17 +159,28 @@ def run_one(experiment_id: str, quick: bool) -> None:
               show_default=True, help="where the report folder is written")
 @click.option("--force", is_flag=True, help="re-measure configurations already stored for this commit and machine")
 @click.option("--no-report", is_flag=True, help="measure only")
+@click.option("--claim", "claim_id", metavar="ID",
+              help="only the experiments behind this claim (`recmine claims` shows the ids), then its verdict")
+@click.option("--dry-run", is_flag=True,
+              help="run nothing: list the experiments per claim, what each needs, and an estimated time")
 @click.pass_context
 def reproduce(ctx: click.Context, tier: str, system: str | None, backend: str | None, workload: str | None,
-              where: tuple[str, ...], store_path: Path, out: Path, force: bool, no_report: bool) -> None:
+              where: tuple[str, ...], store_path: Path, out: Path, force: bool, no_report: bool,
+              claim_id: str | None, dry_run: bool) -> None:
     """Run every experiment of a tier (resuming a previous run), then write the report."""
+    from harness import claims as claims_mod
     from harness import report
     from harness.measure import Settings
     from harness.runner import Session, run_all
 
     exps = _select(system, tier, backend, workload, where)
+    if claim_id is not None:
+        exps = _claim_experiments(claim_id, exps, tier)
     if not exps:
         raise UserError("no registered experiment matches these filters (`recmine list` shows them all)")
+    if dry_run:
+        _echo_plan(exps, tier, store_path, claim_id)
+        return
     if not no_report:
         _check_writable_dir(out, "--out")
     with _open_store(store_path) as store:
@@ -188,6 +199,8 @@ def reproduce(ctx: click.Context, tier: str, system: str | None, backend: str | 
             click.echo(f"  skipped {n}: {reason}", err=True)
         for exp_id, error in summary.failed.items():
             click.echo(f"  FAILED {exp_id}: {error}", err=True)
+        if claim_id is not None:
+            _echo_claims(_verdicts([claims_mod.get(claim_id)], store_path), 1, store_path)
         if not no_report:
             path = report.write(store, out)
             click.echo(f"report: {path.resolve()}")
@@ -222,6 +235,33 @@ def _verdicts(chosen: list, store_path: Path) -> list:
         with _open_store(store_path) as store:
             rows, failures = store.latest(), store.failures()
     return claims_mod.evaluate(chosen, rows, failures)
+
+
+def _claim_experiments(claim_id: str, exps: list, tier: str) -> list:
+    """The experiments among `exps` that the claim reads; an unknown id or none in this tier is an error."""
+    from harness import claims as claims_mod
+
+    claim = claims_mod.get(claim_id)
+    behind = {e.id for e in claims_mod.experiments_for(claim)}
+    if not behind:
+        raise UserError(f"--claim {claim_id}: nothing here measures it ({claim.measurements[0].not_measurable})")
+    mine = [e for e in exps if e.id in behind]
+    if not mine:
+        raise UserError(f"--claim {claim_id}: none of its experiments is in the {tier} tier with these filters; "
+                        f"`{claims_mod.reproduce_command(claim)}` runs them")
+    return mine
+
+
+def _echo_plan(exps: list, tier: str, store_path: Path, claim_id: str | None) -> None:
+    """The dry run: per claim, the experiments, their needs and time (stored results first, else the cost model)."""
+    from harness import plan
+
+    stored = {}
+    if store_path.exists():
+        with _open_store(store_path) as store:
+            stored = plan.stored_costs(store.rows(), store.runs(), machine.machine_id())
+    for line in plan.describe(plan.estimate(exps, tier, stored), tier, claim_id):
+        click.echo(line)
 
 
 _VERDICT_COLOUR = {"reproduced": "green", "mixed": "yellow", "direction holds": "yellow", "not reproduced": "red"}
