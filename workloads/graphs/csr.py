@@ -8,10 +8,15 @@ raw edge arrays into such a graph; loaders and generators all go through it.
 Orientation (`orient_by_degree`) gives a `CSRGraph` with `directed=True`: the
 same type, so every kernel reads it the same way, but each undirected edge
 appears once, as the arc from its lower-ranked to its higher-ranked end.
+
+Sparse vertex ids (SNAP files with gaps, ids up to 2^63 - 1) are compacted:
+memory follows the edges, never the largest id, and `original_ids` keeps the
+id each vertex had, so results can name it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -27,6 +32,9 @@ class CSRGraph:
     - `vlabels`: optional uint8 vertex labels (FSM), one per vertex.
     - `directed`: False for a symmetric (undirected) graph; True for an oriented DAG
       made by `orient_by_degree`, where each undirected edge is stored once.
+    - `original_ids`: int64, the id vertex v had in its file or source graph
+      (`original_ids[v]`), when vertices were renumbered (sparse ids compacted,
+      `relabel_by_degree`); None when vertex v is id v.
     """
 
     indptr: np.ndarray
@@ -34,6 +42,7 @@ class CSRGraph:
     vlabels: np.ndarray | None = None
     name: str = "graph"
     directed: bool = False
+    original_ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.indptr.dtype != np.int64 or self.indptr.ndim != 1 or len(self.indptr) < 1:
@@ -45,6 +54,9 @@ class CSRGraph:
                              f" ({len(self.indices)}), not {self.indptr[0]}..{self.indptr[-1]}")
         if self.vlabels is not None and (self.vlabels.dtype != np.uint8 or self.vlabels.shape != (self.num_vertices,)):
             raise ValueError(f"graph {self.name!r}: vlabels must be a uint8 array of {self.num_vertices} labels")
+        if self.original_ids is not None and (self.original_ids.dtype != np.int64
+                                              or self.original_ids.shape != (self.num_vertices,)):
+            raise ValueError(f"graph {self.name!r}: original_ids must be an int64 array of {self.num_vertices} ids")
 
     @property
     def num_vertices(self) -> int:
@@ -95,13 +107,24 @@ class CSRGraph:
                 f"|E|={self.num_edges}, max degree={self.max_degree})")
 
 
+# Below this many ids, max id + 1 vertices cost at most 8 MB of row pointers, so
+# ids are kept as given even when some are on no edge (small hand-written files
+# keep their numbering); above it, an id space larger than the number of edge
+# endpoints is compacted.
+DENSE_ID_LIMIT = 1 << 20
+
+
 def from_edges(src: np.ndarray, dst: np.ndarray, num_vertices: int | None = None,
                vlabels: np.ndarray | None = None, name: str = "graph") -> CSRGraph:
     """A clean undirected graph from raw edge arrays.
 
     Symmetrises (each (u, v) also gives (v, u)), drops self loops and duplicates,
-    and sorts every adjacency list.  `num_vertices` defaults to max id + 1; ids
-    must lie in 0..num_vertices-1.  A graph with no edge left is refused.
+    and sorts every adjacency list.  Ids must lie in 0..num_vertices-1.  When
+    `num_vertices` is not given, it is len(vlabels) for a labelled graph, else
+    max id + 1, unless that id space is sparse (larger than `DENSE_ID_LIMIT` and
+    than the number of edge endpoints): then the ids that occur are renumbered
+    0..n-1 in ascending order, vertices on no edge are not kept, and the graph's
+    `original_ids` maps each vertex back.  A graph with no edge left is refused.
     """
     src = np.asarray(src)
     dst = np.asarray(dst)
@@ -112,13 +135,20 @@ def from_edges(src: np.ndarray, dst: np.ndarray, num_vertices: int | None = None
         raise ValueError(f"graph {name!r}: vertex ids must be integers, not {src.dtype}/{dst.dtype}")
     if len(src) == 0:
         raise ValueError(f"graph {name!r}: empty graph (no edges)")
+    labels = None if vlabels is None else _labels(vlabels, name)
     lowest = min(int(src.min()), int(dst.min()))
     highest = max(int(src.max()), int(dst.max()))
     if lowest < 0:
         raise ValueError(f"graph {name!r}: negative vertex id {lowest}")
-    if num_vertices is None:
+    original_ids = None
+    if num_vertices is None and labels is not None:
+        num_vertices = len(labels)  # one label per vertex: the labels say how many there are
+    if num_vertices is None and highest + 1 > max(DENSE_ID_LIMIT, 2 * len(src)):
+        src, dst, original_ids = _compact(src, dst)
+        num_vertices = len(original_ids)
+    elif num_vertices is None:
         num_vertices = highest + 1
-    if highest >= num_vertices:
+    elif highest >= num_vertices:
         raise ValueError(f"graph {name!r}: vertex id {highest} is beyond |V| = {num_vertices}")
     if num_vertices >= 2**31:
         raise ValueError(f"graph {name!r}: {num_vertices} vertices do not fit int32 column ids")
@@ -142,14 +172,27 @@ def from_edges(src: np.ndarray, dst: np.ndarray, num_vertices: int | None = None
     indices = (keys - rows * num_vertices).astype(np.int32)
     indptr = np.zeros(num_vertices + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=num_vertices), out=indptr[1:])
-    if vlabels is not None:
-        vlabels = np.asarray(vlabels)
-        if vlabels.shape != (num_vertices,):
-            raise ValueError(f"graph {name!r}: {len(vlabels)} vertex labels for {num_vertices} vertices")
-        if vlabels.size and (vlabels.min() < 0 or vlabels.max() > 255):
-            raise ValueError(f"graph {name!r}: vertex labels must lie in 0..255")
-        vlabels = vlabels.astype(np.uint8)
-    return CSRGraph(indptr, indices, vlabels, name)
+    if labels is not None and labels.shape != (num_vertices,):
+        raise ValueError(f"graph {name!r}: {len(labels)} vertex labels for {num_vertices} vertices")
+    return CSRGraph(indptr, indices, labels, name, original_ids=original_ids)
+
+
+def _labels(vlabels: object, name: str) -> np.ndarray:
+    """Vertex labels as uint8, refusing what a cast would silently change (floats, NaN, out of range)."""
+    labels = np.asarray(vlabels)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"graph {name!r}: vertex labels must be a 1-D array of integers in 0..255, "
+                         f"not {labels.dtype} of shape {labels.shape}")
+    if labels.size and (int(labels.min()) < 0 or int(labels.max()) > 255):
+        raise ValueError(f"graph {name!r}: vertex labels must lie in 0..255, "
+                         f"not {int(labels.min())}..{int(labels.max())}")
+    return labels.astype(np.uint8)
+
+
+def _compact(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ids renumbered 0..n-1 in ascending order of the ids that occur, and those ids (int64)."""
+    ids, inverse = np.unique(np.concatenate([src, dst]), return_inverse=True)
+    return inverse[:len(src)], inverse[len(src):], ids.astype(np.int64)
 
 
 def relabel_by_degree(graph: CSRGraph, descending: bool = False) -> CSRGraph:
@@ -165,7 +208,10 @@ def relabel_by_degree(graph: CSRGraph, descending: bool = False) -> CSRGraph:
     new_id[order] = np.arange(graph.num_vertices)
     src, dst = graph.undirected_edges()
     labels = None if graph.vlabels is None else graph.vlabels[order]
-    return from_edges(new_id[src], new_id[dst], graph.num_vertices, labels, graph.name)
+    relabelled = from_edges(new_id[src], new_id[dst], graph.num_vertices, labels, graph.name)
+    # New vertex v is old vertex order[v], whose own original id may differ from it.
+    original_ids = order if graph.original_ids is None else graph.original_ids[order]
+    return dataclasses.replace(relabelled, original_ids=original_ids.astype(np.int64))
 
 
 def orient_by_degree(graph: CSRGraph) -> CSRGraph:
@@ -181,7 +227,8 @@ def orient_by_degree(graph: CSRGraph) -> CSRGraph:
     keep = (deg[src] < deg[dst]) | ((deg[src] == deg[dst]) & (src < dst))
     indptr = np.zeros(graph.num_vertices + 1, dtype=np.int64)
     np.cumsum(np.bincount(src[keep], minlength=graph.num_vertices), out=indptr[1:])
-    return CSRGraph(indptr, np.ascontiguousarray(dst[keep]), graph.vlabels, graph.name, directed=True)
+    return CSRGraph(indptr, np.ascontiguousarray(dst[keep]), graph.vlabels, graph.name, directed=True,
+                    original_ids=graph.original_ids)
 
 
 def _require_undirected(graph: CSRGraph, what: str) -> None:

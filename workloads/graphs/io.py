@@ -5,23 +5,40 @@
   `.../name` with `.../name.meta.txt` beside it;
 - `.mtx`: Matrix Market coordinate format (1-based ids);
 - `.npz`: arrays `indptr` + `indices` (CSR) or `src` + `dst` (edges), optional `vlabels`;
-- anything else: a SNAP edge list (`#` or `%` comments, two ids per line, tab or space).
+- anything else: a SNAP edge list (`#` or `%` comments, two ids per line, tab or
+  space), compressed or not (`.gz`, `.bz2`, `.xz`).
 
 Every graph goes through `from_edges`, so it comes back symmetric, without self
-loops or duplicates, and sorted.  Malformed input raises one ValueError naming
-the file and, for text formats, the line.
+loops or duplicates, and sorted.  Ids in text files are ASCII digits up to
+2^63 - 1 (`workloads.graphs.text_rows`).  Sparse ids are compacted, with the
+file's ids kept in `graph.original_ids` (as the file writes them: 1-based in
+Matrix Market); a size the file declares (Matrix Market's rows, an .npz's
+`num_vertices`) is kept unless it is sparse too.  Binary files are checked
+against the sizes they declare before anything is allocated.  Malformed input
+raises one ValueError naming the file and, for text formats, the line.
 """
 
 from __future__ import annotations
 
+import bz2
+import dataclasses
+import gzip
+import lzma
+import math
 import os
+import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from workloads.graphs.csr import CSRGraph, from_edges
+from workloads.graphs.csr import DENSE_ID_LIMIT, CSRGraph, from_edges
+from workloads.graphs.text_rows import read_rows
+from workloads.limits import quote, require_memory
 
 GRAPHMINER_SIZES = ("4", "8", "1", "2")  # bytes of a vertex id, an edge offset, a vertex label, an edge label
+META_LIMIT = 1 << 16  # bytes: a GraphMiner meta file is a few short lines
+_DECOMPRESS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 
 
 def load(path: str | os.PathLike, name: str | None = None) -> CSRGraph:
@@ -56,14 +73,14 @@ def load_graphminer(prefix: str | os.PathLike, name: str | None = None) -> CSRGr
     prefix = Path(prefix)
     meta_path = Path(f"{prefix}.meta.txt")
     name = name or prefix.parent.name or prefix.name
-    lines = [line.strip() for line in _read_text(meta_path).splitlines()]
+    lines = [line.strip() for line in _read_meta(meta_path).splitlines()]
     if len(lines) < 4:
         raise ValueError(f"{meta_path}: expected at least 4 lines (|V|, CSR entries, sizes, max degree), "
                          f"found {len(lines)}")
     num_vertices = _meta_int(meta_path, lines, 0, "|V|")
     num_entries = _meta_int(meta_path, lines, 1, "CSR entries")
     if tuple(lines[2].split()) != GRAPHMINER_SIZES:
-        raise ValueError(f"{meta_path}, line 3: type sizes must be {' '.join(GRAPHMINER_SIZES)}, not {lines[2]!r}")
+        raise ValueError(f"{meta_path}, line 3: type sizes must be {' '.join(GRAPHMINER_SIZES)}, not {quote(lines[2])}")
     if num_vertices <= 0 or num_entries <= 0:
         raise ValueError(f"{meta_path}: empty graph (|V| = {num_vertices}, {num_entries} CSR entries)")
 
@@ -87,11 +104,21 @@ def load_graphminer(prefix: str | os.PathLike, name: str | None = None) -> CSRGr
     return from_edges(src, indices, num_vertices, vlabels, name)
 
 
-def _meta_int(meta_path: Path, lines: list[str], index: int, what: str) -> int:
+def _read_meta(meta_path: Path) -> str:
+    if meta_path.stat().st_size > META_LIMIT:
+        raise ValueError(f"{meta_path}: {meta_path.stat().st_size:,} bytes is not a GraphMiner meta file "
+                         f"(a few short lines)")
     try:
-        return int(lines[index])
-    except ValueError:
-        raise ValueError(f"{meta_path}, line {index + 1}: {what} must be an integer, not {lines[index]!r}") from None
+        return meta_path.read_text()
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{meta_path}: not a text file (byte {error.start} is not UTF-8)") from None
+
+
+def _meta_int(meta_path: Path, lines: list[str], index: int, what: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,19}", lines[index]):  # 19 digits: any size fits int64
+        raise ValueError(f"{meta_path}, line {index + 1}: {what} must be a non-negative integer, "
+                         f"not {quote(lines[index])}")
+    return int(lines[index])
 
 
 def _check_size(path: Path, expected: int, meta_path: Path, what: str) -> None:
@@ -114,67 +141,69 @@ def save_graphminer(graph: CSRGraph, prefix: str | os.PathLike) -> None:
         graph.vlabels.tofile(f"{prefix}.vlabel.bin")
 
 
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text()
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path}: not a text file (byte {error.start} is not UTF-8)") from None
-
-
 def load_edge_list(path: str | os.PathLike, name: str | None = None,
                    num_vertices: int | None = None) -> CSRGraph:
-    """Load a SNAP-style edge list: one `src dst` pair per line, `#`/`%` comments."""
+    """Load a SNAP-style edge list: one `src dst` pair per line, `#`/`%` comments.
+
+    `num_vertices`, when given, is kept as the vertex count (ids must lie below it).
+    """
     path = Path(path)
-    ids = _fast_edge_list(path)
-    if ids is None:  # malformed somewhere: the line-by-line parser finds and names the line
-        ids = _parse_int_rows(path, _read_text(path).splitlines(), 0, columns=2, what="edge")
+    ids, _, _ = read_rows(path, _file_bytes(path), columns=2, what="edge")
     return _from_file_edges(path, ids[:, 0], ids[:, 1], num_vertices, name)
 
 
-def _fast_edge_list(path: Path) -> np.ndarray | None:
-    """The (m, 2) ids of a well-formed edge list via pandas' C parser; None when anything is off."""
-    import pandas as pd
-
+def _file_bytes(path: Path) -> np.ndarray:
+    """The file's bytes (decompressed for .gz, .bz2, .xz), as uint8."""
+    opener = _DECOMPRESS.get(path.suffix.lower())
+    if opener is None:
+        return np.fromfile(path, dtype=np.uint8)
     try:
-        frame = pd.read_csv(path, sep=r"\s+", comment="#", header=None, dtype=np.int64, engine="c")
-    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, OverflowError):
-        return None
-    ids = frame.to_numpy()
-    if ids.ndim != 2 or ids.shape[1] != 2 or len(ids) == 0 or ids.min() < 0:
-        return None
-    return ids
+        with opener(path, "rb") as stream:
+            return np.frombuffer(stream.read(), dtype=np.uint8)
+    except (OSError, EOFError, lzma.LZMAError) as error:
+        raise ValueError(f"{path}: not a readable {path.suffix} file ({error})") from None
 
 
 def load_matrix_market(path: str | os.PathLike, name: str | None = None) -> CSRGraph:
     """Load a Matrix Market coordinate file as an undirected graph (values are ignored)."""
     path = Path(path)
-    lines = path.read_text().splitlines()
-    if not lines or not lines[0].lower().startswith("%%matrixmarket"):
+    data = _file_bytes(path)
+    first = bytes(data[:256]).split(b"\n", 1)[0]
+    if not first.lower().startswith(b"%%matrixmarket"):
         raise ValueError(f"{path}, line 1: not a Matrix Market file (no %%MatrixMarket header)")
-    header = lines[0].lower().split()
+    header = first.decode("ascii", errors="replace").lower().split()
     if len(header) < 4 or header[1] != "matrix" or header[2] != "coordinate":
-        raise ValueError(f"{path}, line 1: only 'matrix coordinate' Matrix Market files are graphs, not {lines[0]!r}")
+        raise ValueError(f"{path}, line 1: only 'matrix coordinate' Matrix Market files are graphs, "
+                         f"not {quote(first)}")
     columns = 2 if header[3] == "pattern" else 3 if header[3] in ("integer", "real") else 4
-    size_line = next((i for i in range(1, len(lines)) if lines[i].strip() and not lines[i].startswith("%")), None)
-    if size_line is None:
+    size, size_line, end = read_rows(path, data, columns=3, what="size", max_rows=1)
+    if len(size) == 0:
         raise ValueError(f"{path}: no size line (rows cols entries)")
-    size = _parse_int_rows(path, lines[size_line:size_line + 1], size_line, columns=3, what="size")[0]
-    rows, cols, entries = (int(x) for x in size)
+    rows, cols, entries = (int(x) for x in size[0])
     if rows != cols:
-        raise ValueError(f"{path}, line {size_line + 1}: a graph's matrix must be square, not {rows} x {cols}")
-    ids = _parse_int_rows(path, lines[size_line + 1:], size_line + 1, columns=columns, what="entry",
-                          integer_columns=2)
+        raise ValueError(f"{path}, line {size_line}: a graph's matrix must be square, not {rows} x {cols}")
+    ids, _, _ = read_rows(path, data, columns=columns, what="entry", id_columns=2, start=end + 1,
+                          first_line=size_line + 1)
     if len(ids) != entries:
-        raise ValueError(f"{path}, line {size_line + 1}: size line announces {entries} entries, file has {len(ids)}")
+        raise ValueError(f"{path}, line {size_line}: size line announces {entries} entries, file has {len(ids)}")
     if len(ids) == 0:
         raise ValueError(f"{path}: empty graph (no entries)")
     src, dst = ids[:, 0] - 1, ids[:, 1] - 1
     for values in (src, dst):
         bad = np.flatnonzero((values < 0) | (values >= rows))
         if len(bad):
-            line = _data_line_number(lines, size_line + 1, int(bad[0]))
+            _, line, _ = read_rows(path, data, columns=columns, what="entry", id_columns=2, start=end + 1,
+                                   first_line=size_line + 1, max_rows=int(bad[0]) + 1)
             raise ValueError(f"{path}, line {line}: vertex id {int(values[bad[0]]) + 1} is outside 1..{rows}")
-    return _from_file_edges(path, src, dst, rows, name)
+    graph = _from_file_edges(path, src, dst, _declared_vertices(rows, len(src)), name)
+    if graph.original_ids is None:
+        return graph
+    return dataclasses.replace(graph, original_ids=graph.original_ids + 1)  # the file's own, 1-based ids
+
+
+def _declared_vertices(declared: int, num_edges: int) -> int | None:
+    """A vertex count a file declares, or None (ids decide) when it is sparse: from_edges' rule, for sizes."""
+    return declared if declared <= max(DENSE_ID_LIMIT, 2 * num_edges) else None
 
 
 def _from_file_edges(path: Path, src: np.ndarray, dst: np.ndarray, num_vertices: int | None,
@@ -187,29 +216,61 @@ def _from_file_edges(path: Path, src: np.ndarray, dst: np.ndarray, num_vertices:
 
 
 def load_npz(path: str | os.PathLike, name: str | None = None) -> CSRGraph:
-    """Load `indptr`/`indices` (CSR) or `src`/`dst` (edges) arrays, with optional `vlabels`."""
+    """Load `indptr`/`indices` (CSR) or `src`/`dst` (edges) arrays, with optional `vlabels` and `num_vertices`."""
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (ValueError, OSError) as error:  # not a zip of arrays, or object arrays that need pickle
-        raise ValueError(f"{path}: not a readable .npz of numeric arrays ({error})") from None
+    arrays = _npz_arrays(path)
     labels = arrays.get("vlabels")
     name = name or path.stem
     try:
         if "indptr" in arrays and "indices" in arrays:
-            indptr = arrays["indptr"].astype(np.int64)
-            if indptr.ndim != 1 or len(indptr) < 2 or indptr[0] != 0 or np.any(np.diff(indptr) < 0) \
-                    or indptr[-1] != len(arrays["indices"]):
+            indptr, indices = arrays["indptr"], arrays["indices"]
+            if not np.issubdtype(indptr.dtype, np.integer) or indptr.ndim != 1 or len(indptr) < 2:
+                raise ValueError(f"indptr must be a 1-D integer array of |V|+1 row pointers, "
+                                 f"not {indptr.dtype} of shape {indptr.shape}")
+            indptr = indptr.astype(np.int64)
+            if indptr[0] != 0 or np.any(np.diff(indptr) < 0) or indptr[-1] != len(indices):
                 raise ValueError("indptr must rise from 0 to len(indices)")
             src = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
-            return from_edges(src, arrays["indices"], len(indptr) - 1, labels, name)
+            return from_edges(src, indices, len(indptr) - 1, labels, name)
         if "src" in arrays and "dst" in arrays:
-            num_vertices = int(arrays["num_vertices"]) if "num_vertices" in arrays else None
+            num_vertices = None
+            if "num_vertices" in arrays:
+                declared = arrays["num_vertices"]
+                if declared.shape != () or not np.issubdtype(declared.dtype, np.integer):
+                    raise ValueError(f"num_vertices must be one integer, not {declared.dtype} of shape "
+                                     f"{declared.shape}")
+                num_vertices = _declared_vertices(int(declared), np.size(arrays["src"]))
             return from_edges(arrays["src"], arrays["dst"], num_vertices, labels, name)
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
     raise ValueError(f"{path}: expected arrays 'indptr' and 'indices', or 'src' and 'dst'; found {sorted(arrays)}")
+
+
+def _npz_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz, each checked against the bytes it declares before it is allocated."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return {member.filename.removesuffix(".npy"): _npz_member(path, archive, member)
+                    for member in archive.infolist()}
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+        raise ValueError(f"{path}: not a readable .npz of numeric arrays ({error})") from None
+
+
+def _npz_member(path: Path, archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> np.ndarray:
+    with archive.open(member) as stream:
+        version = np.lib.format.read_magic(stream)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read_header(stream)
+        if dtype.hasobject:
+            raise ValueError(f"array {member.filename!r} holds Python objects")
+        declared = math.prod(shape) * dtype.itemsize
+        held = member.file_size - stream.tell()
+        if declared != held:
+            raise ValueError(f"array {member.filename!r} declares shape {shape} of {dtype} ({declared:,} bytes) "
+                             f"but holds {held:,} bytes")
+    require_memory(declared, f"array {member.filename!r}")
+    with archive.open(member) as stream:
+        return np.lib.format.read_array(stream, allow_pickle=False)
 
 
 def save_npz(graph: CSRGraph, path: str | os.PathLike) -> None:
@@ -218,47 +279,3 @@ def save_npz(graph: CSRGraph, path: str | os.PathLike) -> None:
     if graph.vlabels is not None:
         arrays["vlabels"] = graph.vlabels
     np.savez(path, **arrays)
-
-
-def _parse_int_rows(path: Path, lines: list[str], first_line: int, columns: int, what: str,
-                    integer_columns: int | None = None) -> np.ndarray:
-    """Non-comment lines as an int64 array of `integer_columns` columns (all, by default).
-
-    `first_line` is the 0-based line number of `lines[0]` in the file, for messages.
-    Lines may carry extra non-integer columns beyond `integer_columns` (Matrix
-    Market values); ids must be non-negative integers.
-    """
-    width = integer_columns or columns
-    rows: list[list[int]] = []
-    for offset, line in enumerate(lines):
-        text = line.strip()
-        if not text or text[0] in "#%":
-            continue
-        tokens = text.split()
-        line_number = first_line + offset + 1
-        if len(tokens) != columns:
-            raise ValueError(f"{path}, line {line_number}: expected {columns} columns per {what}, "
-                             f"found {len(tokens)}: {text!r}")
-        row = []
-        for token in tokens[:width]:
-            try:
-                value = int(token)
-            except ValueError:
-                raise ValueError(f"{path}, line {line_number}: {token!r} is not an integer vertex id") from None
-            if value < 0:
-                raise ValueError(f"{path}, line {line_number}: negative vertex id {value}")
-            row.append(value)
-        rows.append(row)
-    return np.array(rows, dtype=np.int64).reshape(len(rows), width)
-
-
-def _data_line_number(lines: list[str], first_line: int, data_index: int) -> int:
-    """1-based file line of the `data_index`-th non-comment line at or after `first_line`."""
-    seen = -1
-    for number in range(first_line, len(lines)):
-        text = lines[number].strip()
-        if text and text[0] not in "#%":
-            seen += 1
-            if seen == data_index:
-                return number + 1
-    return len(lines)
