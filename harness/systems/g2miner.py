@@ -24,6 +24,7 @@ use, which the harness's warm-up run absorbs.
 from __future__ import annotations
 
 import functools
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -34,6 +35,7 @@ import devices
 from harness.registry import Experiment, Trial, experiment
 from workloads import catalog
 from workloads.graphs import CSRGraph
+from workloads.limits import quote
 
 SYSTEM = "g2miner"
 
@@ -255,9 +257,11 @@ def count_command(graph: str, pattern: str, backend: str, induced: bool) -> None
     ok, why = devices.can_run(backend)
     if not ok:
         raise ValueError(why)
+    spec = _pattern_spec(pattern)
+    _g2miner().plan(spec, induced=induced)  # a bad pattern is refused before the graph is loaded
     data = _graph(graph)
     start = time.perf_counter()
-    found = _g2miner().count(data, _pattern_spec(pattern), backend=backend, induced=induced)
+    found = _g2miner().count(data, spec, backend=backend, induced=induced)
     elapsed = time.perf_counter() - start
     click.echo(f"{found}")
     click.echo(f"{pattern} ({'vertex' if induced else 'edge'}-induced) in {data.name}: "
@@ -265,11 +269,23 @@ def count_command(graph: str, pattern: str, backend: str, induced: bool) -> None
                err=True)
 
 
+_EDGE = re.compile(r"\s*([0-9]+)\s*-\s*([0-9]+)\s*")
+
+
 def _pattern_spec(text: str) -> str | list[tuple[int, int]]:
-    """A pattern name, or an edge list written as "0-1,1-2,2-0"."""
-    if "-" in text and "," in text:
-        try:
-            return [tuple(int(v) for v in edge.split("-")) for edge in text.split(",")]  # type: ignore[misc]
-        except ValueError:
-            raise ValueError(f"pattern {text!r}: an edge list is written as 0-1,1-2,2-0") from None
-    return text
+    """A pattern name, or an edge list written as "0-1,1-2,2-0" (digits, dashes and commas only)."""
+    if "-" not in text or not re.fullmatch(r"[0-9\s,-]+", text):
+        return text
+    from impls.g2miner.pattern import MAX_PATTERN_VERTICES
+
+    edges = []
+    for edge in text.split(","):
+        match = _EDGE.fullmatch(edge)
+        if match is None:
+            raise ValueError(f"pattern {quote(text)}: edge {quote(edge)} is not written as u-v; "
+                             f"an edge list is written as 0-1,1-2,2-0")
+        if max(len(match.group(1)), len(match.group(2))) > 3:  # far beyond any pattern: no giant ints
+            raise ValueError(f"pattern {quote(text)}: edge {quote(edge)} names a vertex beyond "
+                             f"0..{MAX_PATTERN_VERTICES - 1}; a pattern has at most {MAX_PATTERN_VERTICES} vertices")
+        edges.append((int(match.group(1)), int(match.group(2))))
+    return edges
