@@ -134,6 +134,7 @@ def list_(system: str | None, backend: str | None, workload: str | None, where: 
 @click.option("--quick/--full", "quick", default=True, help="repeat settings (quick: fewer repeats)")
 def run_one(experiment_id: str, quick: bool) -> None:
     """Run one experiment by id (see `recmine list`) and print its figures; nothing is stored."""
+    from harness.lifecycle import ctrl_c_stops_at_once
     from harness.measure import Settings
     from harness.runner import run
 
@@ -141,7 +142,8 @@ def run_one(experiment_id: str, quick: bool) -> None:
     ok, why = devices.can_run(exp.backend, exp.requires)
     if not ok:
         raise UserError(f"{exp.id} cannot run here: {why}")
-    outcome = run(exp, Settings.for_tier("quick" if quick else "full"))
+    with ctrl_c_stops_at_once():
+        outcome = run(exp, Settings.for_tier("quick" if quick else "full"))
     for k, v in outcome.metrics.items():
         click.echo(f"{k:<28} {v:.6g}")
     if outcome.stats.get("iqr") is not None:

@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from devices.timers import timer_for
 from harness import registry
+from harness.lifecycle import open_trial
 from harness.store import Row, Store
-from workloads import catalog
 
 MIN_EFFECT = 0.05          # changes under 5% are noise whatever the p-value
 ALPHA = 0.05
@@ -168,25 +167,14 @@ def measure_ratios(figures: list[GateFigure], pairs: int = 15, min_time_s: float
     """
     out = {}
     for f in figures:
-        sides = [registry.get(f.numerator), registry.get(f.denominator)]
-        trials = []
-        timers = [timer_for(exp.backend) for exp in sides]
-        try:
-            for exp in sides:
-                trials.append(exp.build(catalog.load(exp.workload), exp.p))
-            for trial, timer in zip(trials, timers):
-                _, result = timer.time(trial.run)  # warm-up: compilation and caches stay out of the ratio
-                if trial.check is not None:
-                    trial.check(result)  # a fast wrong answer must not pass the gate
+        with open_trial(registry.get(f.numerator)) as num, open_trial(registry.get(f.denominator)) as den:
+            for side in (num, den):
+                _, result = side.timed_call()  # warm-up: compilation and caches stay out of the ratio
+                side.check(result)  # a fast wrong answer must not pass the gate
             ratios: list[float] = []
             began = time.perf_counter()
             while len(ratios) < pairs or time.perf_counter() - began < min_time_s:
-                num, den = (timer.time(trial.run)[0] for trial, timer in zip(trials, timers))
-                ratios.append(num / den)
-        finally:
-            for trial in trials:
-                if trial.teardown is not None:
-                    trial.teardown()
+                ratios.append(num.timed_call()[0] / den.timed_call()[0])
         out[f.name] = statistics.median(ratios)
     return out
 

@@ -9,12 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import devices
-from devices.timers import timer_for
 from harness import machine
+from harness.lifecycle import ctrl_c_stops_at_once, interrupted, open_trial
 from harness.measure import Settings, measure
 from harness.registry import Experiment
-from harness.store import Store
-from workloads import catalog
+from harness.store import ALREADY_STORED, Store
 
 
 @dataclass
@@ -31,33 +30,31 @@ class Outcome:
 
 
 def run(exp: Experiment, settings: Settings = Settings(), check: bool = True) -> Outcome:
-    """Run one experiment (its backend must be available); raises on a failed check."""
-    data = catalog.load(exp.workload)
-    trial = exp.build(data, exp.p)
-    try:
-        if exp.kind == "measured":
-            m = measure(trial.run, settings.with_repeats(exp.repeats), timer_for(exp.backend))
-            result, value, samples, stats, peak = m.result, m.median, m.samples, m.stats(), m.peak_memory_bytes
-            metrics = {"time_s": value}
-        else:
-            t0 = time.perf_counter()
-            result = trial.run()
-            wall = time.perf_counter() - t0
-            if not isinstance(result, dict):
-                raise TypeError(f"{exp.id}: a {exp.kind} trial must return a dict of figures")
-            value = result.get("time_s")
-            samples = [] if value is None else [float(value)]
-            stats = {"n": len(samples)}
-            peak = None
-            metrics = {k: float(v) for k, v in result.items() if _is_number(v)}
-            metrics[f"{exp.kind}_wall_s"] = wall  # how long the model/simulation itself took
-        if trial.metrics is not None:
-            metrics.update({k: float(v) for k, v in trial.metrics(result).items()})
-        if check and trial.check is not None:
-            trial.check(result)
-    finally:
-        if trial.teardown is not None:
-            trial.teardown()
+    """Run one experiment through the trial lifecycle; raises on a failed check or an unavailable backend."""
+    with open_trial(exp) as opened:
+        trial = opened.trial
+        with opened.pinned():
+            if exp.kind == "measured":
+                m = measure(trial.run, settings.with_repeats(exp.repeats), opened.timer)
+                result, value, samples, stats, peak = m.result, m.median, m.samples, m.stats(), m.peak_memory_bytes
+                metrics = {"time_s": value}
+            else:
+                t0 = time.perf_counter()
+                result = trial.run()
+                wall = time.perf_counter() - t0
+                if not isinstance(result, dict):
+                    raise TypeError(f"{exp.id}: a {exp.kind} trial must return a dict of figures")
+                value = result.get("time_s")
+                samples = [] if value is None else [float(value)]
+                stats = {"n": len(samples)}
+                peak = None
+                metrics = {k: float(v) for k, v in result.items() if _is_number(v)}
+                metrics[f"{exp.kind}_wall_s"] = wall  # how long the model/simulation itself took
+            if trial.metrics is not None:
+                metrics.update({k: float(v) for k, v in trial.metrics(result).items()})
+        if check:
+            opened.check(result)
+        stats = {**stats, **opened.threads.provenance()}
     return Outcome(exp, value, samples, stats, metrics, peak, result)
 
 
@@ -94,12 +91,15 @@ class Session:
         self.run_id = store.begin_run(command, tier, self.commit, self.machine_id, self.machine,
                                       probes, self.versions)
 
-    def already_done(self, exp: Experiment) -> bool:
-        return self.store.done(exp.id, self.commit, self.machine_id)
+    def claim(self, exp: Experiment, force: bool) -> str | None:
+        """None when this run may measure `exp` now, else why not (already stored, or another run has it)."""
+        return self.store.claim(exp.id, self.commit, self.machine_id, self.run_id, even_if_stored=force)
+
+    def release(self, exp: Experiment) -> None:
+        self.store.release(exp.id, self.commit, self.machine_id, self.run_id)
 
     def record(self, exp: Experiment, outcome: Outcome | None = None, error: str | None = None) -> int:
-        import numba
-
+        threads = outcome.stats.get("numba_threads") if outcome is not None else None
         return self.store.add(
             run_id=self.run_id, experiment_id=exp.id, system=exp.system, impl=exp.impl, backend=exp.backend,
             workload=exp.workload, params=exp.p, kind=exp.kind, tier=self.tier,
@@ -109,7 +109,7 @@ class Session:
             stats={} if outcome is None else outcome.stats,
             metrics={} if outcome is None else outcome.metrics,
             peak_memory_bytes=None if outcome is None else outcome.peak_memory_bytes,
-            threads=numba.get_num_threads(), device=device_name(exp),
+            threads=threads, device=device_name(exp),
             git_commit=self.commit, machine_id=self.machine_id, machine=self.machine, versions=self.versions)
 
 
@@ -139,20 +139,34 @@ def run_all(session: Session, exps: Iterable[Experiment], settings: Settings, fo
         if not ok:
             summary.skipped[exp.id] = why
             continue
-        if not force and session.already_done(exp):
+        busy = session.claim(exp, force)
+        if busy == ALREADY_STORED:
             summary.resumed.append(exp.id)
             continue
-        try:
-            outcome = run(exp, settings)
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:
-            message = f"{type(exc).__name__}: {exc}"
-            if debug:
-                traceback.print_exc()
-            session.record(exp, error=message)
-            summary.failed[exp.id] = message
+        if busy is not None:
+            summary.skipped[exp.id] = busy
             continue
-        session.record(exp, outcome)
-        summary.measured.append(exp.id)
+        try:
+            outcome = _run_or_error(exp, settings, debug)
+            if isinstance(outcome, str):
+                session.record(exp, error=outcome)
+                summary.failed[exp.id] = outcome
+            else:
+                session.record(exp, outcome)
+                summary.measured.append(exp.id)
+        finally:  # on Ctrl-C too: nothing is stored for the interrupted experiment, and its claim goes
+            session.release(exp)
     return summary
+
+
+def _run_or_error(exp: Experiment, settings: Settings, debug: bool) -> Outcome | str:
+    """The experiment's outcome, or its error as one line; a Ctrl-C (even one numba wrapped) propagates."""
+    try:
+        with ctrl_c_stops_at_once():
+            return run(exp, settings)
+    except Exception as exc:
+        if interrupted(exc):
+            raise KeyboardInterrupt from exc
+        if debug:
+            traceback.print_exc()
+        return f"{type(exc).__name__}: {exc}"

@@ -8,22 +8,26 @@ An experiment whose backend is unavailable is skipped by asv (NotImplementedErro
 Pick a subset with `asv run --bench 'TimeFaery.time_run.*numpy/cpu/gaussian-25k'`.
 """
 
-import devices
+import contextlib
+
 from harness import registry
-from workloads import catalog
+from harness.lifecycle import BackendUnavailable, open_trial
 
 
 def _prepare(self, experiment_id):
-    exp = registry.get(experiment_id)
-    ok, why = devices.can_run(exp.backend, exp.requires)
-    if not ok:
-        raise NotImplementedError(why)
-    self.trial = exp.build(catalog.load(exp.workload), exp.p)
+    """Open the experiment through the harness's trial lifecycle, pinned for asv's whole timing loop."""
+    self._stack = contextlib.ExitStack()
+    try:
+        self.opened = self._stack.enter_context(open_trial(registry.get(experiment_id)))
+    except BackendUnavailable as exc:
+        raise NotImplementedError(str(exc)) from None
+    self._stack.enter_context(self.opened.pinned())
+    self.trial = self.opened.trial
 
 
 def _teardown(self, experiment_id):
-    if getattr(self, "trial", None) is not None and self.trial.teardown is not None:
-        self.trial.teardown()
+    if getattr(self, "_stack", None) is not None:
+        self._stack.close()
 
 
 def _time_run(self, experiment_id):

@@ -8,8 +8,8 @@ the compare-fail gate are in the README.
 
 import pytest
 
-import devices
 from harness import registry
+from harness.lifecycle import BackendUnavailable, open_trial
 from workloads import catalog
 
 
@@ -26,17 +26,16 @@ def _smallest_per_implementation() -> list[str]:
     return sorted(exp.id for exp, _ in picked.values())
 
 
+def bench_experiment(benchmark, experiment_id: str) -> None:
+    """Time one experiment with `benchmark`, opened through the harness's trial lifecycle, and check it."""
+    try:
+        with open_trial(registry.get(experiment_id)) as opened, opened.pinned():
+            result = benchmark(opened.trial.run)
+            opened.check(result)
+    except BackendUnavailable as exc:
+        pytest.skip(str(exc))
+
+
 @pytest.mark.parametrize("experiment_id", _smallest_per_implementation())
 def test_kernel(benchmark, experiment_id):
-    exp = registry.get(experiment_id)
-    ok, why = devices.can_run(exp.backend, exp.requires)
-    if not ok:
-        pytest.skip(why)
-    trial = exp.build(catalog.load(exp.workload), exp.p)
-    try:
-        result = benchmark(trial.run)
-        if trial.check is not None:
-            trial.check(result)
-    finally:
-        if trial.teardown is not None:
-            trial.teardown()
+    bench_experiment(benchmark, experiment_id)

@@ -95,10 +95,10 @@ class VirtualClock:
 
 def test_gate_passes_on_its_reference_and_fails_on_a_planted_2x_slowdown(tmp_path, monkeypatch):
     from baselines.faiss_topk import cpu
-    from harness import compare
+    from harness import lifecycle
 
     clock = VirtualClock()
-    monkeypatch.setattr(compare, "timer_for", lambda backend: clock)
+    monkeypatch.setattr(lifecycle, "timer_for", lambda backend: clock)
     ref = tmp_path / "reference.json"
     exp = "faery/{}/cpu/gaussian-100k-d128-fp32/batch=16,k=100,scenario=offline"
     ref.write_text(json.dumps({"figures": [  # the default threshold, 1.25

@@ -1,0 +1,198 @@
+"""The one trial lifecycle: probe, load, pin the thread pools, build, run, check, tear down.
+
+`reproduce` and `run` (harness.runner), the gate (harness.compare), the asv suite and
+the pytest-benchmark suite all open an experiment through `open_trial`, so it runs
+under the same thread settings whichever path measures it.
+
+Thread pools: numba's (the CPU kernels) and the BLAS library's (numpy's GEMM, which
+the numpy and Faiss-like baselines use) are both pinned to the experiment's thread
+count, `threads=` among its parameters or every core this process may use.  Left
+alone, the two pools were sized independently and a BLAS call's threads could find
+their cores taken; one figure moved 40x between paths.  The settings are recorded
+with every result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import signal
+import threading
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import devices
+from devices.timers import Timer, timer_for
+from harness.registry import Experiment, Trial
+from workloads import catalog
+
+
+class BackendUnavailable(RuntimeError):
+    """The experiment's backend (or a module it needs) cannot run here; the message says why."""
+
+
+def default_threads() -> int:
+    """Every core this process may run on."""
+    return len(os.sched_getaffinity(0))
+
+
+@dataclass(frozen=True)
+class Threads:
+    """The thread counts an experiment runs under."""
+
+    numba: int
+    blas: int
+
+    def provenance(self) -> dict[str, Any]:
+        return {"numba_threads": self.numba, "blas_threads": self.blas, "blas_library": _blas_library(),
+                "numba_threading_layer": os.environ.get("NUMBA_THREADING_LAYER", "default")}
+
+
+def threads_for(exp: Experiment) -> Threads:
+    wanted = exp.p.get("threads", default_threads())
+    if isinstance(wanted, bool) or not isinstance(wanted, int) or wanted < 1:
+        raise ValueError(f"{exp.id}: the threads parameter must be a positive integer, not {wanted!r}")
+    import numba
+
+    count = min(wanted, numba.config.NUMBA_NUM_THREADS)  # numba cannot grow its pool after start-up
+    return Threads(numba=count, blas=count)
+
+
+@functools.cache
+def _controller() -> Any:
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+@functools.cache
+def _blas_library() -> str:
+    infos = [i for i in _controller().info() if i.get("user_api") == "blas"]
+    return ", ".join(f"{i['internal_api']} {i.get('version') or ''} ({i.get('architecture') or 'generic'})".strip()
+                     for i in infos) or "none loaded"
+
+
+@contextlib.contextmanager
+def pinned(threads: Threads) -> Iterator[None]:
+    """numba and BLAS limited to `threads` inside the block; both restored after."""
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(threads.numba)
+    try:
+        with _controller().limit(limits=threads.blas, user_api="blas"):
+            yield
+    finally:
+        numba.set_num_threads(before)
+
+
+@dataclass
+class OpenTrial:
+    """An experiment built and ready: time it with `timed_call`, or pin it for a loop of calls."""
+
+    experiment: Experiment
+    trial: Trial
+    threads: Threads
+    timer: Timer
+
+    def pinned(self) -> contextlib.AbstractContextManager:
+        return pinned(self.threads)
+
+    def timed_call(self) -> tuple[float, Any]:
+        """One pinned call of the trial's work; pinning stays outside the timed region."""
+        with self.pinned():
+            return self.timer.time(self.trial.run)
+
+    def check(self, result: Any) -> None:
+        """Raise AssertionError when `result` is wrong (a fast wrong answer must never pass)."""
+        if self.trial.check is not None:
+            with self.pinned():
+                self.trial.check(result)
+
+
+@contextlib.contextmanager
+def open_trial(exp: Experiment) -> Iterator[OpenTrial]:
+    """Probe the backend, load the workload, build the trial under the pinned pools; tear down on exit."""
+    ok, why = devices.can_run(exp.backend, exp.requires)
+    if not ok:
+        raise BackendUnavailable(f"{exp.id} cannot run here: {why}")
+    threads = threads_for(exp)
+    with pinned(threads):
+        trial = exp.build(catalog.load(exp.workload), exp.p)
+    try:
+        yield OpenTrial(exp, trial, threads, timer_for(exp.backend))
+    finally:
+        if trial.teardown is not None:
+            trial.teardown()
+
+
+INTERRUPTED_MESSAGE = b"\nrecmine: interrupted; every finished result is stored. Run the same command to resume.\n"
+INTERRUPTED_EXIT = 130
+
+
+@functools.cache
+def _exit_on_sigint() -> tuple[Any, Any]:
+    """A C signal handler that writes the message and ends the process with exit 130, and libc's signal().
+
+    Compiled with numba.cfunc: it runs at the moment the signal arrives, in C, needing neither
+    the GIL nor a return from the kernel, so even a single-threaded nopython loop stops at once.
+    Not cached on disk: the message's address is baked into the code.
+    """
+    import ctypes
+
+    import numba
+    import numpy as np
+
+    libc = ctypes.CDLL(None)
+    write, exit_now, install = libc.write, libc._exit, libc.signal
+    write.argtypes, write.restype = (ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t), ctypes.c_ssize_t
+    exit_now.argtypes, exit_now.restype = (ctypes.c_int,), None
+    install.argtypes, install.restype = (ctypes.c_int, ctypes.c_void_p), ctypes.c_void_p
+    message = np.frombuffer(INTERRUPTED_MESSAGE, dtype=np.uint8).copy()
+    address, length = message.ctypes.data, message.size
+
+    @numba.cfunc(numba.types.void(numba.types.int32))
+    def handler(signum):
+        write(2, address, length)
+        exit_now(INTERRUPTED_EXIT)
+
+    handler.keep_alive = message  # type: ignore[attr-defined]  # the buffer the handler writes from
+    return handler, install
+
+
+@contextlib.contextmanager
+def ctrl_c_stops_at_once() -> Iterator[None]:
+    """Inside the block (an experiment's work, never a store write), Ctrl-C ends the process at once, exit 130.
+
+    A Python signal handler only runs when the interpreter gets control back, which a numba
+    kernel may not give for minutes.  Nothing is stored for the interrupted experiment, and
+    every row stored before it is already committed.  Outside the block, Ctrl-C raises
+    KeyboardInterrupt as usual.  Only the main thread can install handlers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    handler, install = _exit_on_sigint()
+    install(signal.SIGINT, handler.address)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+
+def interrupted(exc: BaseException | None) -> bool:
+    """Whether `exc` is, or was raised because of, a Ctrl-C.
+
+    A SIGINT that lands inside a numba kernel surfaces when the kernel returns, as
+    `SystemError: CPUDispatcher ... returned a result with an exception set`, with
+    the KeyboardInterrupt as its cause.
+    """
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
