@@ -414,8 +414,10 @@ def loadgen_command(workload: str, impl: str, backend: str, scenario: str, k: in
         click.echo(f"server  highest QPS with p99 <= {bound_ms:g} ms: {res.qps_at_bound:.1f}")
 
 
-# The report's speedup tables divide the Faiss-like baseline's time by every other implementation's.
+# The report's speedup tables pair every other implementation with the Faiss-like baseline on the
+# parameters both share: on its own backend, and for the FPGA model on the GPU (else the CPU).
 SPEEDUP_BASELINE = "faiss_topk"
+SPEEDUP_BASELINE_BACKENDS = {"fpga-model": ["gpu", "cpu"], "opencl": ["cpu"]}
 
 # Our baselines beside the real libraries they stand for, on the same data in the same run.
 BASELINE_STRENGTH = [
@@ -428,24 +430,37 @@ BASELINE_STRENGTH = [
                                     ("offline", "offline batches", ["workload", "k", "batch"]))
 ]
 
+_LATENCY = "latency of one top-100 query (s)"
+_MODELLED_LATENCY = "modelled latency of one top-100 query (s)"
 PLOTS = [
-    {"title": "FAERY: single-query latency vs corpus size, per backend (top-100)",
+    {"title": "FAERY: one top-100 query vs corpus size, per backend (d = 128, fp32)",
      "select": {"system": "faery", "impl": "faery", "scenario": "single-stream", "workload": "gaussian-*-fp32",
                 "hbm": [None, "vu35p"]},
-     "x": "size.n", "y": "time_s", "hue": "backend", "logx": True, "logy": True},
-    {"title": "Exact top-100 on the CPU: FAERY vs baselines, latency vs corpus size",
+     "x": "size.n", "y": "time_s", "hue": "backend", "series": "FAERY on {}",
+     "xlabel": "corpus size (embeddings of d = 128, fp32)", "ylabel": _LATENCY,
+     "style": "line", "logx": True, "logy": True},
+    {"title": "Exact top-100 on the CPU: FAERY against the baselines, by corpus size",
      "select": {"system": "faery", "backend": "cpu", "scenario": "single-stream", "workload": "gaussian-*-fp32"},
-     "x": "size.n", "y": "time_s", "hue": "impl", "logx": True, "logy": True},
-    {"title": "FAERY filter pass rate (scores reaching K-selection), by corpus size",
+     "x": "size.n", "y": "time_s", "hue": "impl", "series": "{}",
+     "xlabel": "corpus size (embeddings of d = 128, fp32)", "ylabel": _LATENCY,
+     "style": "line", "logx": True, "logy": True},
+    {"title": "FAERY's filter pass rate (share of scores reaching K-selection), per corpus, on the CPU",
      "select": {"system": "faery", "impl": "faery", "backend": "cpu", "scenario": "single-stream"},
-     "x": "size.n", "y": "pass_rate", "hue": "workload", "logx": True, "logy": True},
+     "x": "workload", "y": "pass_rate", "hue": "impl", "series": "FAERY on the CPU",
+     "xlabel": "corpus", "ylabel": "filter pass rate (fraction of scores)",
+     "style": "points", "logx": False, "logy": True},
     {"title": "FAERY fpga-model (modelled): latency vs HBM channels",
      "select": {"system": "faery", "scenario": "sweep", "sweep": "channels"},
-     "x": "channels", "y": "time_s", "hue": "k", "logx": True, "logy": True},
-    {"title": "FAERY fpga-model (modelled): latency and filter stalls vs score units N_E",
+     "x": "channels", "y": "time_s", "hue": "k", "series": "K = {}",
+     "xlabel": "HBM channels", "ylabel": _MODELLED_LATENCY, "style": "line", "logx": True, "logy": True},
+    {"title": "FAERY fpga-model (modelled): filter stall cycles vs score units N_E",
      "select": {"system": "faery", "scenario": "sweep", "sweep": "score_units"},
-     "x": "score_units", "y": "modelled_stall_cycles", "hue": "k", "logx": True, "logy": False},
+     "x": "score_units", "y": "modelled_stall_cycles", "hue": "k", "series": "K = {}",
+     "xlabel": "score units N_E", "ylabel": "filter stall cycles per query (modelled)",
+     "style": "line", "logx": True, "logy": False},
     {"title": "FAERY fpga-model (modelled): latency vs K",
      "select": {"system": "faery", "scenario": "sweep", "sweep": "k"},
-     "x": "k", "y": "time_s", "hue": "channels", "logx": True, "logy": False},
+     "x": "k", "y": "time_s", "hue": "channels", "series": "{} HBM channels",
+     "xlabel": "K (results per query)", "ylabel": "modelled latency of one query (s)",
+     "style": "line", "logx": True, "logy": False},
 ]
