@@ -1,7 +1,9 @@
 """Embedding corpora for exact top-K inner-product retrieval.
 
 - `EmbeddingSet`: a corpus (N x d, float32 or float16) and its queries (B x d, float32).
-- Validation shared by every retrieval implementation (`as_corpus`, `as_queries`, `check_k`).
+- Validation shared by every retrieval implementation (`as_corpus`, `as_queries`, `check_k`,
+  `check_score_range`: scores are float32, so inputs whose inner products could
+  overflow it are refused rather than ranked as Inf).
 - Seeded generators (Gaussian, clustered mixture of Gaussians) and the named workloads.
 - Loaders for `.npy`, TEXMEX `.fvecs`/`.bvecs`/`.ivecs` and ann-benchmarks HDF5.
 - The plain reference (`reference_topk`) and the agreement check (`check_topk`).
@@ -16,8 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from workloads.catalog import Workload, register
+from workloads.limits import quote, require_memory
 
 FLOAT_DTYPES = (np.float32, np.float16)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+# Scores are accumulated in float32.  By Cauchy-Schwarz every partial sum of q . c
+# is at most |q| |c|; half of float32's range leaves room for rounding in the
+# accumulation (relative error below d * 2^-24, under 1/16 for d <= 2^20).
+SCORE_LIMIT = FLOAT32_MAX / 2
 
 
 @dataclass(frozen=True)
@@ -42,7 +50,8 @@ class EmbeddingSet:
 def as_corpus(array: object, name: str = "corpus") -> np.ndarray:
     """A C-contiguous float32/float16 (N, d) array with N >= 1, or ValueError.
 
-    float64 and integer input is converted to float32; NaN and Inf are refused.
+    float64 and integer input is converted to float32; NaN and Inf, and values
+    beyond float32's range, are refused.
     """
     arr = _as_float_matrix(array, name)
     if arr.shape[0] == 0:
@@ -61,6 +70,31 @@ def as_queries(array: object, dim: int, name: str = "queries") -> np.ndarray:
     if arr.shape[1] != dim:
         raise ValueError(f"{name} have dimension {arr.shape[1]}, but the corpus has dimension {dim}")
     return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def max_row_norm(rows: np.ndarray) -> float:
+    """The largest Euclidean norm of a row of a 2-D array.
+
+    Summed in float32 where no square can overflow it (|x| <= 2^50: d * 2^100 fits
+    for any d up to 2^20), in float64 beyond, so it is cheap on ordinary embeddings.
+    """
+    peak = max(float(rows.max()), -float(rows.min()))
+    wide = np.float64 if peak > 2.0**50 else np.promote_types(rows.dtype, np.float32)
+    return max(float(np.sqrt(np.einsum("ij,ij->i", chunk, chunk, dtype=wide).max())) for chunk in _row_chunks(rows))
+
+
+def check_score_range(corpus_norm: float, queries: np.ndarray, corpus_name: str = "corpus",
+                      queries_name: str = "queries") -> None:
+    """ValueError when a score (or a partial sum of one) could exceed float32's range.
+
+    `corpus_norm` is the largest row norm of the corpus (`max_row_norm`), an upper
+    bound on it for a corpus that changes; the bound is |q| |c| (Cauchy-Schwarz).
+    """
+    query_norm = max_row_norm(queries)
+    if corpus_norm * query_norm > SCORE_LIMIT:
+        raise ValueError(f"scores would exceed float32's range: {corpus_name} rows have norms up to "
+                         f"{corpus_norm:.3g} and {queries_name} up to {query_norm:.3g}, whose product "
+                         f"{corpus_norm * query_norm:.3g} is beyond {SCORE_LIMIT:.3g}; scale the embeddings down")
 
 
 def check_k(k: object, n: int, limit: int | None = None, who: str = "") -> int:
@@ -84,17 +118,34 @@ def _as_float_matrix(array: object, name: str) -> np.ndarray:
         raise ValueError(f"{name} cannot be read as an array: {exc}") from None
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array (rows of embeddings), got shape {arr.shape}")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name} has dimension 0")
     if arr.dtype not in FLOAT_DTYPES:
         if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
             raise ValueError(f"{name} has dtype {arr.dtype}, which cannot be converted to float32")
+        if np.issubdtype(arr.dtype, np.floating):
+            _check_finite(arr, name)  # before the cast, which would turn large values into Inf
+            _check_float32_range(arr, name)
         arr = arr.astype(np.float32)
     arr = np.ascontiguousarray(arr)
-    if arr.shape[1] == 0:
-        raise ValueError(f"{name} has dimension 0")
+    _check_finite(arr, name)
+    return arr
+
+
+def _check_finite(arr: np.ndarray, name: str) -> None:
     if not _all_finite(arr):
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ValueError(f"{name} holds NaN or Inf (first at row {bad[0]}, column {bad[1]})")
-    return arr
+
+
+def _check_float32_range(arr: np.ndarray, name: str) -> None:
+    for start in range(0, arr.shape[0], 1 << 16):
+        beyond = np.abs(arr[start:start + (1 << 16)]) > FLOAT32_MAX
+        if beyond.any():
+            row, column = np.argwhere(beyond)[0]
+            value = arr[start + row, column]
+            raise ValueError(f"{name} exceeds float32's range: {value:.6g} at row {start + row}, column {column} "
+                             f"(float32 holds magnitudes up to {FLOAT32_MAX:.6g})")
 
 
 def _all_finite(arr: np.ndarray, rows_per_chunk: int = 1 << 16) -> bool:
@@ -213,10 +264,10 @@ def load_embeddings(path: str | os.PathLike, dataset: str = "train") -> np.ndarr
 
 
 def _load_npy(path: Path) -> np.ndarray:
-    try:
+    try:  # mapped, so a header that declares more than the file holds fails here, before any allocation
         return np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:
-        raise ValueError(f"{path}: not a readable .npy array ({exc})") from None
+    except (ValueError, EOFError, OSError) as exc:
+        raise ValueError(f"{path}: not a readable .npy array ({exc or type(exc).__name__})") from None
 
 
 _VECS_ELEMENT = {".fvecs": np.dtype("<f4"), ".bvecs": np.dtype("u1"), ".ivecs": np.dtype("<i4")}
@@ -253,10 +304,16 @@ def load_hdf5(path: str | os.PathLike, dataset: str = "train") -> np.ndarray:
     path = Path(path)
     try:
         with h5py.File(path, "r") as f:
-            if dataset not in f:
-                raise ValueError(f"{path}: no dataset {dataset!r} (it has {', '.join(f.keys())})")
-            return np.asarray(f[dataset])
-    except OSError as exc:
+            if dataset not in f or not isinstance(f[dataset], h5py.Dataset):
+                raise ValueError(f"{path}: no dataset {dataset!r} (it has {quote(', '.join(f.keys()), 200)})")
+            data = f[dataset]
+            nbytes = data.size * data.dtype.itemsize
+            # A dataset with no chunk written reads as its fill value, whatever shape it declares.
+            if nbytes and data.id.get_storage_size() == 0:
+                raise ValueError(f"{path}: dataset {dataset!r} declares shape {data.shape} but holds no data")
+            require_memory(nbytes, f"{path}: dataset {dataset!r}")
+            return np.asarray(data)
+    except (OSError, RuntimeError) as exc:  # not HDF5, or damaged inside
         raise ValueError(f"{path}: not a readable HDF5 file ({exc})") from None
 
 
@@ -272,8 +329,10 @@ def load_embedding_set(corpus_path: str | os.PathLike, queries_path: str | os.Pa
     else:
         rows = np.random.default_rng(seed).choice(corpus.shape[0], min(queries, corpus.shape[0]), replace=False)
         q = corpus[np.sort(rows)]
-    return EmbeddingSet(corpus, as_queries(q, corpus.shape[1], name=str(queries_path or corpus_path)),
-                        corpus_path.stem)
+    queries_name = str(queries_path or corpus_path)
+    q = as_queries(q, corpus.shape[1], name=queries_name)
+    check_score_range(max_row_norm(corpus), q, str(corpus_path), queries_name)
+    return EmbeddingSet(corpus, q, corpus_path.stem)
 
 
 # --------------------------------------------------------------------------- named workloads

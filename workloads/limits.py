@@ -16,17 +16,19 @@ QUOTE_LIMIT = 40  # characters of user text quoted in a message
 
 
 def quote(text: object, limit: int = QUOTE_LIMIT) -> str:
-    """`repr(text)` cut to `limit` characters; bytes are shown as text when they are UTF-8."""
+    """A string's repr (bytes shown as text when they are UTF-8), or an object's repr, cut to `limit` characters."""
     if isinstance(text, (bytes, bytearray)):
         try:
             text = bytes(text).decode("utf-8")
         except UnicodeDecodeError:  # binary: show the bytes as Python writes them
             text = bytes(text)
-    if not isinstance(text, (str, bytes)):
-        text = str(text)
-    if len(text) <= limit:
-        return repr(text)
-    return f"{text[:limit]!r}... ({len(text):,} characters)"
+    if isinstance(text, (str, bytes)):
+        return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text):,} characters)"
+    try:
+        shown = repr(text)
+    except ValueError:  # an int too long for repr (over 4300 digits)
+        return f"<a {type(text).__name__} too long to print>"
+    return shown if len(shown) <= limit else f"{shown[:limit]}... ({len(shown):,} characters)"
 
 
 def available_memory() -> int:

@@ -3,14 +3,15 @@
 The method of Faiss's flat index: a GEMM over tiles of queries x corpus, a
 k-selection per tile that keeps only scores beating the running K-th best, and a
 merge across tiles.  `FlatIndex` validates the corpus once; `search` is the
-one-call form.  K is limited to 2048, Faiss's GPU_MAX_SELECTION_K.
+one-call form.  K is limited to 2048, Faiss's GPU_MAX_SELECTION_K.  Queries
+whose float32 scores could overflow are refused (`check_score_range`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from workloads.embeddings import as_corpus, as_queries, check_k
+from workloads.embeddings import as_corpus, as_queries, check_k, check_score_range, max_row_norm
 
 MAX_K = 2048
 BACKENDS = ("cpu", "gpu")
@@ -24,6 +25,7 @@ class FlatIndex:
             raise ValueError(f"unknown backend {backend!r} for faiss_topk; choose one of {', '.join(BACKENDS)}")
         self.backend = backend
         self.corpus = as_corpus(corpus)
+        self._corpus_norm = max_row_norm(self.corpus)
         if backend == "cpu":
             from baselines.faiss_topk import cpu as impl
         else:
@@ -33,6 +35,7 @@ class FlatIndex:
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids), each (B, k), sorted by descending score; ties go to the lower id."""
         queries = as_queries(queries, self.corpus.shape[1])
+        check_score_range(self._corpus_norm, queries)
         k = check_k(k, self.corpus.shape[0], MAX_K, "faiss_topk (Faiss's GPU_MAX_SELECTION_K)")
         return self._impl.search(queries, k)
 

@@ -4,6 +4,10 @@ Ids are stable row numbers.  An insert appends rows (the backend grows its stora
 by doubling, so no full rebuild); an update overwrites rows in place; a delete
 clears the row's bit in a live mask that every backend's K-selection honours, so a
 deleted id never appears again and is never reused.
+
+Scores are float32: a query whose scores could exceed its range (largest row norm
+times query norm, see `workloads.embeddings.check_score_range`) is refused, not
+answered with Inf scores and arbitrary ids.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from impls.faery.backend import Searcher, searcher_class
-from workloads.embeddings import as_corpus, as_queries, check_k
+from workloads.embeddings import as_corpus, as_queries, check_k, check_score_range, max_row_norm
 
 
 class Index:
@@ -26,6 +30,8 @@ class Index:
         self._searcher: Searcher = cls(corpus)
         self._live = np.ones(corpus.shape[0], dtype=bool)
         self._n_deleted = 0
+        # An upper bound on every row's norm: inserts and updates only raise it.
+        self._norm_bound = max_row_norm(corpus)
 
     @property
     def n_rows(self) -> int:
@@ -49,6 +55,7 @@ class Index:
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores float32, ids int64), each (B, k), by descending score; ties go to the lower id."""
         queries = as_queries(queries, self.dim)
+        check_score_range(self._norm_bound, queries)
         k = check_k(k, self.n_live, self._searcher.k_limit, f"the faery {self.backend} backend")
         live = self._live if self._n_deleted else None
         return self._searcher.search(queries, k, live)
@@ -58,6 +65,7 @@ class Index:
         vectors = self._rows(vectors, "inserted vectors")
         first = self.n_rows
         self._searcher.append(vectors)
+        self._norm_bound = max(self._norm_bound, max_row_norm(vectors))
         self._live = np.concatenate([self._live, np.ones(vectors.shape[0], dtype=bool)])
         return np.arange(first, first + vectors.shape[0], dtype=np.int64)
 
@@ -70,6 +78,7 @@ class Index:
         if np.unique(ids).shape[0] != ids.shape[0]:
             raise ValueError("update got the same id twice")
         self._searcher.set_rows(ids, vectors)
+        self._norm_bound = max(self._norm_bound, max_row_norm(vectors))
 
     def delete(self, ids: np.ndarray) -> None:
         """Remove live ids from every later result."""
