@@ -278,7 +278,7 @@ def _echo_claims(verdicts: list, n_claims: int, store_path: Path) -> None:
 
     click.echo(f"recmine claims: {len(verdicts)} measurements of {n_claims} claims, from {store_path}")
     click.echo("  ".join(f"{name}: {n}" for name, n in claims_mod.counts(verdicts).items()))
-    widths = (34, 22, 24, 20)
+    widths = (38, 22, 24, 20)  # the longest claim id fits on its line
     reason_width = max(40, shutil.get_terminal_size((160, 24)).columns - sum(widths) - len(widths) - 1)
     header = ("CLAIM / MEASUREMENT", "PAPER VALUE", "VALUE HERE", "VERDICT", "REASON")
     click.echo("\n" + " ".join(f"{h:<{w}}" for h, w in zip(header, widths)) + " " + header[-1])
