@@ -16,7 +16,9 @@ Scenarios (the `scenario` parameter), following MLPerf LoadGen (harness.loadgen)
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -341,29 +343,47 @@ def cli() -> None:
 @click.option("--out", type=click.Path(dir_okay=False), help="write ids and scores to this .npz")
 def search_command(corpus: str, queries: str | None, k: int, impl: str, backend: str, out: str | None) -> None:
     """Top-K of each query in CORPUS (.npy, .fvecs, .bvecs, .hdf5), with the median time of 5 runs."""
-    from pathlib import Path
-
     from devices.timers import timer_for
     from harness.measure import Settings, measure
     from workloads.embeddings import check_k, load_embedding_set
 
     search = _runnable(impl, backend)
-    data = load_embedding_set(corpus, queries, queries=16)
-    check_k(k, data.n)
-    if out is not None and not Path(out).resolve().parent.is_dir():
+    output = None if out is None else _reserve_output(out)  # an unwritable --out fails before any work
+    try:
+        data = load_embedding_set(corpus, queries, queries=16)
+        check_k(k, data.n)
+        run = search(data)
+        m = measure(lambda: run(data.queries, k), Settings(min_repeats=5, min_time_s=0.0), timer_for(backend))
+        scores, ids = _host(m.result)
+        click.echo(f"{impl} on {backend}: {data.queries.shape[0]} queries against {data.n:,} x {data.d} "
+                   f"{data.corpus.dtype} in {m.median * 1e3:.2f} ms (median of {len(m.samples)}, "
+                   f"IQR {m.iqr * 1e3:.2f} ms)")
+        for row in range(min(3, ids.shape[0])):
+            click.echo(f"  query {row}: ids {ids[row][:10].tolist()}{' ...' if k > 10 else ''}")
+        if output is not None:
+            path, reserved = output
+            with reserved.open("wb") as fh:
+                np.savez(fh, ids=ids, scores=scores)
+            reserved.replace(path)  # atomic: an earlier file of that name is whole until then
+            click.echo(f"wrote {path}")
+    finally:
+        if output is not None:
+            output[1].unlink(missing_ok=True)
+
+
+def _reserve_output(out: str) -> tuple[Path, Path]:
+    """The .npz path for --out and a new temporary file beside it, created now to prove the folder writable."""
+    path = Path(out if out.endswith(".npz") else out + ".npz")  # numpy adds the suffix itself
+    if path.is_dir():
+        raise ValueError(f"--out {out}: {path} is a directory")
+    if not path.parent.is_dir():
         raise ValueError(f"--out {out}: its folder does not exist")
-    run = search(data)
-    m = measure(lambda: run(data.queries, k), Settings(min_repeats=5, min_time_s=0.0), timer_for(backend))
-    scores, ids = _host(m.result)
-    click.echo(f"{impl} on {backend}: {data.queries.shape[0]} queries against {data.n:,} x {data.d} "
-               f"{data.corpus.dtype} in {m.median * 1e3:.2f} ms (median of {len(m.samples)}, "
-               f"IQR {m.iqr * 1e3:.2f} ms)")
-    for row in range(min(3, ids.shape[0])):
-        click.echo(f"  query {row}: ids {ids[row][:10].tolist()}{' ...' if k > 10 else ''}")
-    if out is not None:
-        path = out if out.endswith(".npz") else out + ".npz"  # numpy adds the suffix itself
-        np.savez(path, ids=ids, scores=scores)
-        click.echo(f"wrote {path}")
+    reserved = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        reserved.open("xb").close()
+    except OSError as exc:
+        raise ValueError(f"--out {out}: cannot write in {path.parent} ({exc.strerror})") from None
+    return path, reserved
 
 
 def _runnable(impl: str, backend: str) -> Callable:
