@@ -92,9 +92,9 @@ def check_score_range(corpus_norm: float, queries: np.ndarray, corpus_name: str 
     """
     query_norm = max_row_norm(queries)
     if corpus_norm * query_norm > SCORE_LIMIT:
-        raise ValueError(f"scores would exceed float32's range: {corpus_name} rows have norms up to "
-                         f"{corpus_norm:.3g} and {queries_name} up to {query_norm:.3g}, whose product "
-                         f"{corpus_norm * query_norm:.3g} is beyond {SCORE_LIMIT:.3g}; scale the embeddings down")
+        raise ValueError(f"scores would exceed float32's range: the largest row norm of {corpus_name} "
+                         f"({corpus_norm:.3g}) times that of {queries_name} ({query_norm:.3g}) is "
+                         f"{corpus_norm * query_norm:.3g}, beyond {SCORE_LIMIT:.3g}; scale the embeddings down")
 
 
 def check_k(k: object, n: int, limit: int | None = None, who: str = "") -> int:
