@@ -64,7 +64,7 @@ class UserError(click.ClickException):
     exit_code = 2
 
     def show(self, file=None) -> None:
-        click.echo(f"recmine: error: {self.message}", err=True)
+        click.echo(f"recmine: error: {_one_line(self.message)}", err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -350,10 +350,11 @@ def gate(reference: Path, threshold: float | None, write_ref: bool) -> None:
     """Regression gate: fail (exit 1) when a gated ratio regressed beyond the threshold."""
     from harness import compare as cmp
 
-    figures, file_threshold = cmp.load_reference(reference)
-    threshold = threshold or file_threshold
-    if threshold <= 1:
-        raise UserError(f"--threshold must be above 1, got {threshold}")
+    try:
+        figures, file_threshold = cmp.load_reference(reference)
+        threshold = file_threshold if threshold is None else cmp.check_threshold(threshold, "--threshold")
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     for f in figures:
         for exp_id in (f.numerator, f.denominator):
             ok, why = devices.can_run(registry.get(exp_id).backend, registry.get(exp_id).requires)
@@ -400,27 +401,57 @@ def _mount_system_commands() -> None:
             cli.add_command(group, name)
 
 
+# `recmine faery` alone prints the group's help, as click shows it (click >= 8.2 raises it as an error).
+_NO_ARGS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+MESSAGE_LIMIT = 600  # characters of one error line; --debug shows everything
+
+
 def main() -> None:
+    """The console script: every error is one line on stderr, exit 2 for bad input, 1 for an internal error."""
     debug = "--debug" in sys.argv[1:]
     try:
         _mount_system_commands()
-        cli.main(standalone_mode=False, prog_name="recmine")
+        status = cli.main(standalone_mode=False, prog_name="recmine")
     except click.exceptions.Abort:
         click.echo("recmine: aborted", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
-        if debug:
-            traceback.print_exc()
+    except _NO_ARGS_HELP as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except (ValueError, OSError, MemoryError) as exc:  # MemoryError: a device allocation, with its size
-        if debug:
-            traceback.print_exc()
-        click.echo(f"recmine: error: {exc}", err=True)
-        sys.exit(2)
     except KeyboardInterrupt:
         click.echo("\nrecmine: interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        code, line = _error_line(exc)
+        click.echo(f"recmine: {_one_line(line)}", err=True)
+        sys.exit(code)
+    if isinstance(status, int) and status:  # a command's ctx.exit(n)
+        sys.exit(status)
+
+
+def _error_line(exc: Exception) -> tuple[int, str]:
+    """(exit code, message) for an exception: the user's mistakes are exit 2, anything else a bug (exit 1)."""
+    if isinstance(exc, click.UsageError):  # a bad option value, a missing argument, an unknown command
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        return 2, f"error: {exc.format_message().rstrip('.')}{hint}"
+    if isinstance(exc, click.ClickException):
+        return 2, f"error: {exc.format_message()}"
+    if isinstance(exc, MemoryError):  # a device or host allocation; numpy names its size, a bare one says nothing
+        return 2, f"error: out of memory{': ' + str(exc) if str(exc) else ''}"
+    if isinstance(exc, (ValueError, OSError)):
+        return 2, f"error: {exc}"
+    opencl = sys.modules.get("pyopencl")  # optional: an OpenCL error can only come from an imported pyopencl
+    if opencl is not None and isinstance(exc, opencl.Error):
+        return 2, f"error: OpenCL: {exc}"
+    return 1, f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)"
+
+
+def _one_line(message: str) -> str:
+    """A message on one line (a compiler log's lines joined by ' | '), at most MESSAGE_LIMIT characters."""
+    line = " | ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    return line if len(line) <= MESSAGE_LIMIT else line[:MESSAGE_LIMIT] + "... (--debug shows the rest)"
 
 
 if __name__ == "__main__":
