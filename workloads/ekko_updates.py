@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from workloads.catalog import Workload, register
+from workloads.limits import quote
 
 # --------------------------------------------------------------------------------------
 # Geo latency matrix
@@ -170,49 +172,38 @@ def generate_updates(n_updates: int, n_keys: int, duration_s: float, *, dim: int
 
 
 _TRACE_COLUMNS = ("time_s", "key", "model", "magnitude")
+_TRACE_KEY_MAX = 2**63 - 1   # keys are int64
+_TRACE_MODEL_MAX = 2**15 - 1  # models are int16
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def load_update_trace(path: str | Path, *, dim: int = 4, n_models: int | None = None,
                       seed: int = 0) -> UpdateStream:
     """Read an update trace: CSV with header `time_s,key,model,magnitude` (extra columns ignored).
 
-    Times must be non-decreasing and non-negative, keys and models non-negative
-    integers, magnitudes finite and non-negative.  Model traffic shares are taken as
-    each model's share of the updates.  Row values are seeded random (traces carry
-    keys, not embeddings).  A malformed line raises ValueError naming file and line.
+    Times must be non-decreasing and non-negative, keys integers in 0..2^63-1 and
+    models in 0..32767 (ASCII digits), magnitudes finite and non-negative.  Model
+    traffic shares are taken as each model's share of the updates.  Row values are
+    seeded random (traces carry keys, not embeddings).  A malformed line raises
+    ValueError naming file and line; a file that is not CSV text, naming the file.
     """
     path = Path(path)
     try:
-        fh = path.open(newline="")
+        fh = path.open(newline="", encoding="utf-8")
     except OSError as exc:
         raise ValueError(f"update trace {path}: cannot open ({exc.strerror})") from None
-    times, keys, models, mags = [], [], [], []
+    times: list[float] = []
+    keys: list[int] = []
+    models: list[int] = []
+    mags: list[float] = []
     with fh:
         reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None or [h.strip() for h in header[:4]] != list(_TRACE_COLUMNS):
-            raise ValueError(f"{path}:1: header must start with {','.join(_TRACE_COLUMNS)}, got {header}")
-        last = 0.0
-        for row in reader:
-            line = reader.line_num
-            if not row or not "".join(row).strip():
-                continue
-            if len(row) < 4:
-                raise ValueError(f"{path}:{line}: expected 4 columns, got {len(row)}")
-            try:
-                t, k, m, g = float(row[0]), int(row[1]), int(row[2]), float(row[3])
-            except ValueError:
-                raise ValueError(f"{path}:{line}: cannot parse {row[:4]} as time_s,key,model,magnitude") from None
-            if not (math.isfinite(t) and t >= 0) or t < last:
-                raise ValueError(f"{path}:{line}: time_s {row[0]!r} must be finite, >= 0 and non-decreasing")
-            if k < 0 or m < 0:
-                raise ValueError(f"{path}:{line}: key and model must be non-negative, got {k}, {m}")
-            if n_models is not None and m >= n_models:
-                raise ValueError(f"{path}:{line}: model {m} out of range (n_models={n_models})")
-            if not (math.isfinite(g) and g >= 0):
-                raise ValueError(f"{path}:{line}: magnitude {row[3]!r} must be finite and >= 0")
-            last = t
-            times.append(t), keys.append(k), models.append(m), mags.append(g)
+        try:
+            _read_trace_rows(path, reader, n_models, times, keys, models, mags)
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path}: not a text CSV file (it holds bytes that are not UTF-8)") from None
+        except csv.Error as exc:
+            raise ValueError(f"{path}:{reader.line_num}: not a readable CSV line ({exc})") from None
     if not times:
         raise ValueError(f"{path}: no updates after the header")
     keys_a = np.asarray(keys, dtype=np.int64)
@@ -224,6 +215,51 @@ def load_update_trace(path: str | Path, *, dim: int = 4, n_models: int | None = 
     return UpdateStream(np.asarray(times), keys_a, models_a, np.asarray(mags, dtype=np.float32), is_new,
                         rng.standard_normal((len(keys_a), dim)).astype(np.float32),
                         tuple(float(c) for c in counts / counts.sum()), int(keys_a.max()) + 1)
+
+
+def _read_trace_rows(path: Path, reader, n_models: int | None, times: list[float], keys: list[int],
+                     models: list[int], mags: list[float]) -> None:
+    """Append each row of the trace to the four columns, refusing a bad one with its line."""
+    header = next(reader, None)
+    if header is None or [h.strip() for h in header[:4]] != list(_TRACE_COLUMNS):
+        raise ValueError(f"{path}:1: header must start with {','.join(_TRACE_COLUMNS)}, "
+                         f"got {quote(','.join(header or []))}")
+    last = 0.0
+    for row in reader:
+        line = reader.line_num
+        if not row or not "".join(row).strip():
+            continue
+        if len(row) < 4:
+            raise ValueError(f"{path}:{line}: expected 4 columns, got {len(row)}")
+        try:
+            t, g = float(row[0]), float(row[3])
+        except ValueError:
+            raise ValueError(f"{path}:{line}: cannot parse {quote(','.join(row[:4]))} as "
+                             f"time_s,key,model,magnitude") from None
+        k = _trace_int(path, line, row, 1, _TRACE_KEY_MAX)
+        m = _trace_int(path, line, row, 2, _TRACE_MODEL_MAX)
+        if not (math.isfinite(t) and t >= 0) or t < last:
+            raise ValueError(f"{path}:{line}: time_s {quote(row[0])} must be finite, >= 0 and non-decreasing")
+        if n_models is not None and m >= n_models:
+            raise ValueError(f"{path}:{line}: model {m} out of range (n_models={n_models})")
+        if not (math.isfinite(g) and g >= 0):
+            raise ValueError(f"{path}:{line}: magnitude {quote(row[3])} must be finite and >= 0")
+        last = t
+        times.append(t), keys.append(k), models.append(m), mags.append(g)
+
+
+def _trace_int(path: Path, line: int, row: list[str], index: int, largest: int) -> int:
+    """A trace's key (index 1) or model (index 2): ASCII digits, at most `largest`."""
+    column, text = _TRACE_COLUMNS[index], row[index].strip()
+    if text.startswith("-") and _DIGITS.fullmatch(text[1:]):
+        raise ValueError(f"{path}:{line}: key and model must be non-negative, got {column} {quote(text, 30)}")
+    if not _DIGITS.fullmatch(text):
+        raise ValueError(f"{path}:{line}: cannot parse {quote(','.join(row[:4]))} as time_s,key,model,magnitude: "
+                         f"{column} {quote(text)} is not an integer (digits 0-9)")
+    if len(text) > len(str(largest)) or int(text) > largest:
+        raise ValueError(f"{path}:{line}: {column} {quote(text, 30)} is larger than {largest:,}, "
+                         f"the largest {column} a trace may hold")
+    return int(text)
 
 
 # --------------------------------------------------------------------------------------
