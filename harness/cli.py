@@ -324,16 +324,16 @@ def compare(before: str, after: str, store_path: Path) -> None:
 
     with _open_store(store_path, create=False) as store:
         rows_before, rows_after = cmp.run_rows(store, before), cmp.run_rows(store, after)
+        changes = cmp.compare(rows_before, rows_after, store)
     machines = {r["machine_id"] for r in [*rows_before.values(), *rows_after.values()]}
     if len(machines) > 1:
         click.echo("recmine: warning: the two runs come from different machines; changes mix code and hardware",
                    err=True)
-    changes = cmp.compare(rows_before, rows_after)
     if not changes:
         raise UserError("the two runs share no measured experiment")
     for c in changes:
         style = {"slower": "red", "faster": "green"}.get(c.label)
-        test = f"p={c.p_value:.3f}" if c.timed else "(not timed)"
+        test = f"p={c.p_value:.3f} noise ×{c.factor:.2f}" if c.timed else "(not timed)"
         click.echo(f"{c.experiment_id:<80} {c.before:10.4g}s → {c.after:10.4g}s  {c.ratio:6.2f}×  "
                    f"{test}  " + click.style(c.label, fg=style))
     slower = sum(c.label == "slower" for c in changes)
@@ -350,10 +350,11 @@ def gate(reference: Path, threshold: float | None, write_ref: bool) -> None:
     """Regression gate: fail (exit 1) when a gated ratio regressed beyond the threshold."""
     from harness import compare as cmp
 
-    figures, file_threshold = cmp.load_reference(reference)
-    threshold = threshold or file_threshold
-    if threshold <= 1:
-        raise UserError(f"--threshold must be above 1, got {threshold}")
+    try:
+        figures, file_threshold = cmp.load_reference(reference)
+        threshold = file_threshold if threshold is None else cmp.check_threshold(threshold, "--threshold")
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     for f in figures:
         for exp_id in (f.numerator, f.denominator):
             ok, why = devices.can_run(registry.get(exp_id).backend, registry.get(exp_id).requires)

@@ -1,8 +1,18 @@
 """Comparing two runs, and the regression gate.
 
-`compare` marks each change significant or noise with a Mann-Whitney U test on
-the raw samples plus a minimum effect size (pyperf's approach: a change must be
-both unlikely under noise and large enough to matter).
+`compare` marks a timed change significant only when it is larger than the noise
+between runs and the two runs' samples are told apart (asv's rule: a factor plus a
+test).  The within-run test alone cannot see a machine-state shift between runs:
+two runs of one commit minutes apart differ by more than their own spreads suggest.
+
+- The noise factor F of an experiment is its run-to-run spread on this machine:
+  exp(3 sigma) of the log medians of its earlier runs (sigma from the median absolute
+  deviation, robust to an odd slow run), never below MIN_FACTOR.  With fewer than
+  three earlier runs, F = MIN_FACTOR.
+- Significant: the ratio of medians is above F or below 1/F, and the samples are told
+  apart: a Mann-Whitney U test at p < ALPHA when both runs have at least 4 samples
+  (fewer cannot reach it), otherwise every sample of one run beyond every sample of the other.
+- Modelled and simulated figures are deterministic: any change of MIN_EFFECT or more counts.
 
 The gate checks ratios, not times: each gated figure divides an implementation's
 time by a reference measured in the same run on the same data, so a slower or
@@ -24,8 +34,11 @@ from harness import registry
 from harness.lifecycle import open_trial
 from harness.store import Row, Store
 
-MIN_EFFECT = 0.05          # changes under 5% are noise whatever the p-value
+MIN_EFFECT = 0.05          # deterministic (modelled, simulated) figures: a 5% change is a change
+MIN_FACTOR = 1.2           # timed figures: two runs of one commit on a quiet 2-core machine stay within 20%
 ALPHA = 0.05
+HISTORY_RUNS = 10          # earlier runs read for an experiment's run-to-run noise
+MIN_HISTORY = 3
 
 
 def mann_whitney_p(a: list[float], b: list[float]) -> float:
@@ -55,13 +68,32 @@ def mann_whitney_p(a: list[float], b: list[float]) -> float:
     return math.erfc(max(z, 0) / math.sqrt(2))
 
 
+def noise_factor(earlier_medians: list[float]) -> float:
+    """An experiment's run-to-run noise on one machine, as a factor, from its medians in earlier runs."""
+    logs = [math.log(m) for m in earlier_medians if m and m > 0]
+    if len(logs) < MIN_HISTORY:
+        return MIN_FACTOR
+    centre = statistics.median(logs)
+    sigma = 1.4826 * statistics.median(abs(x - centre) for x in logs)
+    return max(MIN_FACTOR, math.exp(3 * sigma))
+
+
+def told_apart(a: list[float], b: list[float]) -> bool:
+    """Whether two runs' samples differ: Mann-Whitney when both have 4 or more, else full separation."""
+    if min(len(a), len(b)) >= 4:
+        return mann_whitney_p(a, b) < ALPHA
+    return bool(a and b) and (max(a) < min(b) or max(b) < min(a))
+
+
 @dataclass(frozen=True)
 class Change:
     experiment_id: str
     before: float
     after: float
     p_value: float
-    timed: bool = True   # False for modelled/simulated figures: deterministic, no samples to test
+    timed: bool = True          # False for modelled/simulated figures: deterministic, no samples to test
+    factor: float = MIN_FACTOR  # the experiment's run-to-run noise factor
+    distinct: bool = False      # the two runs' samples are told apart
 
     @property
     def ratio(self) -> float:
@@ -71,7 +103,7 @@ class Change:
     def significant(self) -> bool:
         if not self.timed:
             return abs(self.ratio - 1) >= MIN_EFFECT
-        return self.p_value < ALPHA and abs(self.ratio - 1) >= MIN_EFFECT
+        return self.distinct and max(self.ratio, 1 / self.ratio) > self.factor
 
     @property
     def label(self) -> str:
@@ -98,15 +130,26 @@ def run_rows(store: Store, run_ref: str) -> dict[str, Row]:
     return {r["experiment_id"]: r for r in store.latest(run_id)}
 
 
-def compare(before: dict[str, Row], after: dict[str, Row]) -> list[Change]:
+def compare(before: dict[str, Row], after: dict[str, Row], store: Store | None = None) -> list[Change]:
+    """Each experiment both runs measured, with its change judged against its run-to-run noise in `store`."""
     changes = []
     for exp_id in sorted(set(before) & set(after)):
         a, b = before[exp_id], after[exp_id]
-        if a["value"] is None or b["value"] is None:
+        if not a["value"] or not b["value"]:
             continue
+        earlier = [] if store is None else earlier_medians(store, a, exclude={a["run_id"], b["run_id"]})
         changes.append(Change(exp_id, a["value"], b["value"], mann_whitney_p(a["samples"], b["samples"]),
-                              timed=a["kind"] == "measured"))
+                              timed=a["kind"] == "measured", factor=noise_factor(earlier),
+                              distinct=told_apart(a["samples"], b["samples"])))
     return changes
+
+
+def earlier_medians(store: Store, row: Row, exclude: set[str]) -> list[float]:
+    """The experiment's medians on the same machine in up to HISTORY_RUNS other runs, newest first."""
+    rows = store.rows("experiment_id=? AND machine_id=? AND status='ok' AND value IS NOT NULL",
+                      (row["experiment_id"], row["machine_id"]))
+    medians = [r["value"] for r in reversed(rows) if r["run_id"] not in exclude]
+    return medians[:HISTORY_RUNS]
 
 
 # ---------------------------------------------------------------------------- gate
@@ -147,15 +190,25 @@ def load_reference(path: str | os.PathLike) -> tuple[list[GateFigure], float]:
         for key in ("name", "numerator", "denominator"):
             if not isinstance(f.get(key), str):
                 raise ValueError(f"{path}: figure #{i} lacks the text field {key!r}")
-        if f.get("ratio") is not None and not isinstance(f["ratio"], (int, float)):
-            raise ValueError(f"{path}: figure {f['name']!r}: ratio must be a number")
-        figures.append(GateFigure(f["name"], f["numerator"], f["denominator"], f.get("ratio")))
+        ratio = f.get("ratio")
+        if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, (int, float))
+                                  or not math.isfinite(ratio) or ratio <= 0):
+            raise ValueError(f"{path}: figure {f['name']!r}: \"ratio\" must be a finite number above 0, "
+                             f"not {ratio!r}")
+        figures.append(GateFigure(f["name"], f["numerator"], f["denominator"], ratio))
     if not figures:
         raise ValueError(f"{path}: lists no gated figures")
-    threshold = doc.get("threshold", 1.25)
-    if not isinstance(threshold, (int, float)):
-        raise ValueError(f"{path}: threshold must be a number")
-    return figures, float(threshold)
+    return figures, check_threshold(doc.get("threshold", DEFAULT_THRESHOLD), f"{path}: \"threshold\"")
+
+
+DEFAULT_THRESHOLD = 1.25
+
+
+def check_threshold(value: Any, where: str) -> float:
+    """A gate threshold: a finite number above 1 (1 or less would fail on the reference itself)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 1:
+        raise ValueError(f"{where} must be a finite number above 1, not {value!r}")
+    return float(value)
 
 
 def measure_ratios(figures: list[GateFigure], pairs: int = 15, min_time_s: float = 1.0) -> dict[str, float]:

@@ -311,8 +311,23 @@ def experiments() -> list[Experiment]:
                 add("faiss_topk", backend, scenario_workload, build_phases(backend), tier,
                     {"scenario": "phases", "k": K, "batch": batch}, kind="measured",
                     description=f"Faiss-like pipeline on the {backend}: GEMM vs k-selection time")
+        for workload in spec["single_stream"]:
+            for threads in (None, 1):  # every core (as the kernels run), and one
+                add("read-floor", "cpu", workload, build_read_floor, tier,
+                    {"scenario": "floor"} | ({} if threads is None else {"threads": threads}),
+                    description="the read floor: one numba pass over every byte of the corpus, "
+                                + ("every core" if threads is None else "one thread"))
     out.extend(_sweeps())
     return out
+
+
+def build_read_floor(data: EmbeddingSet, p: dict[str, Any]) -> Trial:
+    """One pass over the corpus's bytes: the least time any exact top-K needs on this machine."""
+    from harness.floors import corpus_words, read_floor
+
+    words = corpus_words(data.corpus)
+    return Trial(run=lambda: read_floor(words),
+                 metrics=lambda _: {"bytes": float(words.nbytes)})
 
 
 def _sweeps() -> list[Experiment]:

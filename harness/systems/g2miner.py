@@ -164,6 +164,13 @@ def build_multi_gpu(graph: CSRGraph, p: dict[str, Any], workload: str) -> Trial:
                  metrics=_metrics, check=_checker(workload, p["problem"]))
 
 
+def build_adjacency_floor(graph: CSRGraph, p: dict[str, Any]) -> Trial:
+    """The data a merge-based triangle count must read, read once by a plain numba loop."""
+    from harness.floors import adjacency_floor
+
+    return Trial(run=lambda: adjacency_floor(graph.indptr, graph.indices))
+
+
 def build_fsm(graph: CSRGraph, p: dict[str, Any]) -> Trial:
     return Trial(run=lambda: _g2miner().fsm(graph, p["support"], max_edges=2, backend="cpu"),
                  metrics=lambda found: {"count": float(len(found))})
@@ -192,6 +199,10 @@ def experiments() -> list[Experiment]:
     out += [_declare(impl, backend, workload, problem, "full")
             for (impl, backend), grid in FULL_GRID.items() for workload, problems in grid.items()
             for problem in problems]
+    out += [experiment(SYSTEM, "adjacency-floor", "cpu", workload, build_adjacency_floor,
+                       params={"floor": "adjacency"}, tiers="quick",
+                       description=f"the adjacency floor on {workload}: both neighbour lists of every edge, read once")
+            for workload in (*QUICK_WORKLOADS, QUICK_KRON)]
     visible_gpus = devices.gpu_count()
     out += [experiment(SYSTEM, "g2miner", "gpu", workload, functools.partial(build_multi_gpu, workload=workload),
                        params={"problem": problem, "gpus": gpus}, tiers="full",

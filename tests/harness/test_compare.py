@@ -1,0 +1,60 @@
+"""`recmine compare`: a change counts only beyond the run-to-run noise, and a real 1.5x slowdown shows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness import compare
+from harness.store import Row, Store
+
+
+def _row(exp_id: str, run_id: str, samples, kind: str = "measured") -> Row:
+    samples = [float(s) for s in samples]
+    return Row({"experiment_id": exp_id, "run_id": run_id, "machine_id": "m", "kind": kind,
+                "samples": samples, "value": float(np.median(samples)) if samples else None})
+
+
+def _runs(rng: np.random.Generator, experiments: int, repeats: int, slowdown: float = 1.0, shift: float = 0.08):
+    """Two runs of `experiments` experiments; run 2 is `slowdown` times slower, and the machine state
+    shifts every experiment's level by up to `shift` between runs (what the within-run test misses)."""
+    before, after = {}, {}
+    for i in range(experiments):
+        base = 10 ** rng.uniform(-4, 0)
+        level = 1 + rng.uniform(-shift, shift)
+        before[f"e{i}"] = _row(f"e{i}", "r1", base * rng.lognormal(0, 0.02, repeats))
+        after[f"e{i}"] = _row(f"e{i}", "r2", base * level * slowdown * rng.lognormal(0, 0.02, repeats))
+    return before, after
+
+
+@pytest.mark.parametrize("repeats", [3, 5, 30])
+def test_two_runs_of_one_commit_are_noise_and_a_planted_1_5x_slowdown_is_not(repeats):
+    rng = np.random.default_rng(20261202 + repeats)  # a fixed seed: these are the rule's inputs, not a kernel's
+    same = compare.compare(*_runs(rng, 40, repeats))
+    assert sum(c.significant for c in same) == 0
+    # The within-run test alone calls the machine-state shift significant.
+    assert repeats < 5 or sum(compare.mann_whitney_p(*(r["samples"] for r in pair)) < 0.05
+                              for pair in zip(*(d.values() for d in _runs(rng, 40, repeats)))) > 10
+    slower = compare.compare(*_runs(rng, 40, repeats, slowdown=1.5))
+    assert all(c.label == "slower" for c in slower)
+
+
+def test_an_experiment_that_is_noisy_run_to_run_needs_a_larger_change(tmp_path):
+    store = Store(tmp_path / "r.sqlite")
+    for run, median in enumerate([1.0, 1.6, 0.7, 1.3, 0.8]):  # its history: +-60% between runs
+        store.add(run_id=f"old{run}", experiment_id="noisy", system="s", impl="i", backend="cpu", workload="w",
+                  params={}, kind="measured", tier="quick", status="ok", value=median, samples=[median],
+                  stats={}, metrics={}, device="d", git_commit="c", machine_id="m", machine={}, versions={},
+                  created=float(run))
+    before = {"noisy": _row("noisy", "r1", [1.0, 1.01, 0.99, 1.0, 1.02])}
+    after = {"noisy": _row("noisy", "r2", [1.5, 1.51, 1.49, 1.5, 1.52])}
+    (change,) = compare.compare(before, after, store)
+    assert change.factor > 1.5 and not change.significant
+    (change,) = compare.compare(before, after)  # without history: the default factor
+    assert change.factor == compare.MIN_FACTOR and change.significant
+
+
+def test_deterministic_figures_change_by_any_five_percent():
+    (changed,) = compare.compare({"m": _row("m", "r1", [1.0], "modelled")}, {"m": _row("m", "r2", [1.06], "modelled")})
+    (same,) = compare.compare({"m": _row("m", "r1", [1.0], "modelled")}, {"m": _row("m", "r2", [1.04], "modelled")})
+    assert changed.significant and not same.significant
