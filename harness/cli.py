@@ -422,6 +422,11 @@ def main() -> None:
         click.echo("\nrecmine: interrupted", err=True)
         sys.exit(130)
     except Exception as exc:
+        from harness.lifecycle import interrupted
+
+        if interrupted(exc):  # a Ctrl-C that numba's dispatcher wrapped in a SystemError
+            click.echo("\nrecmine: interrupted", err=True)
+            sys.exit(130)
         if debug:
             traceback.print_exc()
         code, line = _error_line(exc)
