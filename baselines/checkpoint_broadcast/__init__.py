@@ -5,7 +5,7 @@ Every `period_s` the training DC checkpoints the whole model, validates it for
 sends its part to every other DC in turn through its NIC, so DC j (in sending order)
 has the checkpoint after j transfers plus the one-way latency.  An update is visible
 everywhere once the first checkpoint taken after it has reached the last DC.
-This is the same link model as `impls.ekko.wan`, in closed form.  All figures are simulated.
+This is the same link model as `wan.network`, in closed form.  All figures are simulated.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from impls.ekko.sim import latency_summary
-from impls.ekko.wan import WanConfig
+from wan.metrics import latency_summary, physical_floor_s
+from wan.network import WanConfig
 from workloads.ekko_updates import UpdateStream
 
 
@@ -31,7 +31,7 @@ def broadcast_time_s(wan: WanConfig, model_bytes: float) -> float:
         raise ValueError(f"model_bytes must be >= 0, got {model_bytes}")
     if wan.n_dcs == 1:
         return 0.0
-    per_dc = model_bytes / wan.servers_per_dc * 8 / min(wan.nic_bandwidth_bps, wan.wan_bandwidth_bps)
+    per_dc = model_bytes / wan.servers_per_dc * 8 / min(wan.nic_bandwidth_bps, wan.dc_link_bandwidth_bps)
     latency = wan.latency()[0]
     arrivals = [j * per_dc + latency[d] for j, d in enumerate(range(1, wan.n_dcs), start=1)]
     return float(max(arrivals))
@@ -49,7 +49,6 @@ def simulate_checkpoint_broadcast(stream: UpdateStream, wan: WanConfig, *, perio
     broadcast = broadcast_time_s(wan, model_bytes)
     checkpoint_at = np.floor(stream.times / period_s) * period_s + period_s
     lat = checkpoint_at + validate_s + broadcast - stream.times
-    figures = {**latency_summary(lat), "model_bytes": model_bytes, "broadcast_s": broadcast,
-               "wan_bytes": model_bytes * (wan.n_dcs - 1) * max(1.0, np.ceil(stream.duration_s / period_s)),
-               "time_s": float(np.percentile(lat, 50))}
+    figures = {**latency_summary(lat, physical_floor_s(wan, row_bytes)), "model_bytes": model_bytes, "broadcast_s": broadcast,
+               "wan_bytes": model_bytes * (wan.n_dcs - 1) * max(1.0, np.ceil(stream.duration_s / period_s))}
     return CheckpointResult(lat, figures)

@@ -43,11 +43,10 @@ FULL_DCS = (1, 2, 4, 6, 8, 10, 12, 16)
 
 
 def _wan(p: dict[str, Any]):
-    from impls.ekko.wan import WanConfig
+    from wan.network import WanConfig
 
     bw = p["bandwidth_gbps"] * 1e9
-    return WanConfig(n_dcs=p["dcs"], servers_per_dc=SERVERS_PER_DC, topology="geo",
-                     nic_bandwidth_bps=bw, wan_bandwidth_bps=bw)
+    return WanConfig(n_dcs=p["dcs"], servers_per_dc=SERVERS_PER_DC, topology="geo", nic_bandwidth_bps=bw)
 
 
 def _protocol(stream, wan, use_cache: bool = True, row_bytes: int = ROW_BYTES):

@@ -9,36 +9,50 @@ discrete-event WAN (`impls.ekko.sim`) and the real-process transport
 Versions.  A write gets the version (timestamp in microseconds, origin server id),
 packed into one int64 as `ts << 16 | origin` so that versions order totally
 (last-writer-wins) and compare as plain integers.  An origin's timestamps for one
-shard strictly increase, so a replica's *version vector* (per origin, the largest
-timestamp seen) summarises exactly the writes it holds: a pull answer carries every
-key whose version is newer than the requester's vector entry for its origin, and the
-requester then holds a prefix of every origin's writes.
+shard strictly increase.  A replica's *version vector* (per origin, a timestamp)
+is a claim: for every origin o, the newest write of every key among o's writes up to
+vv[o] is held here (or a newer version of that key is).
 
-Cost of a sync.  Three checks, cheapest first:
+Pulls.  A pull carries the requester's vector as the answer's *base*; the answer
+carries every key whose version is newer than the base entry of its origin (and not
+newer than an optional timestamp cap), and the responder's vector (capped) as its
+*top*.  The requester applies the rows at once (last writer wins) and raises its
+vector to the top only once its own vector covers the base: that keeps the claim
+true when answers overlap, arrive out of order or are lost.  Answers whose base is
+not covered yet wait in a small stash.
+
+Pipelining.  Pulls to different peers are independent, and up to
+`max_outstanding_per_peer` may be outstanding to one peer.  The responder
+remembers the tops of answers it sent that the requester still awaits, and raises
+the base of the next answer to them, so overlapping pulls do not carry the same rows
+twice.  A pull that finds nothing new is held (long poll) until something newer
+arrives or `hold_s` passes, so a write leaves on a pull that is already waiting.
+
+Cost of an answer.  Three checks, cheapest first:
 1. shard version: a counter bumped on every local change; if the requester already
-   pulled everything at the responder's current (incarnation, shard version), the
-   answer is "unchanged" and no key is compared;
+   has (or is being sent) everything at the responder's current (incarnation, shard
+   version), nothing is compared;
 2. hot-key cache plus dominator version vector (DVV): the cache holds recently
-   updated keys; evicting a key merges its version into the DVV.  If the requester's
-   vector dominates the responder's DVV it already has every uncached key, so only
-   cached keys are compared: O(cached keys), not O(keys);
+   updated keys; evicting a key merges its version into the DVV.  If the base
+   dominates the DVV, only cached keys are compared: O(cached keys), not O(keys);
 3. otherwise a full scan of the shard (vectorised).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from wan.wire import HEADER_BYTES, KEY_BYTES, SHARD_ENTRY_BYTES, VERSION_BYTES, VV_ENTRY_BYTES
+
 ORIGIN_BITS = 16
 ORIGIN_MASK = (1 << ORIGIN_BITS) - 1
 MAX_ORIGINS = 1 << ORIGIN_BITS
-
-#: Wire sizes used for byte accounting (bytes): a key, a packed version, a vector entry,
-#: a message header and a per-shard entry header.
-KEY_BYTES, VERSION_BYTES, VV_ENTRY_BYTES, HEADER_BYTES, SHARD_ENTRY_BYTES = 8, 8, 12, 32, 16
+NO_CAP = -1
+STASH_LIMIT = 32      # answers waiting for their base; dropping one only costs a later re-pull
 
 
 def make_version(ts_us: int, origin: int) -> int:
@@ -51,13 +65,15 @@ class ProtocolConfig:
 
     `cache_capacity` is in keys per shard replica; `use_cache=False` is the
     "P2P without cache/DVV" ablation (every changed shard is fully scanned).
-    `fanout` is how many peer DCs each replica pulls from per round.
+    Every `sync_interval_s` a server pulls from its primary peer and from `fanout - 1`
+    random others, each while fewer than `max_outstanding_per_peer` pulls to it are
+    unanswered.  Pulls to the others are capped at `secondary_grace_s` ago: they repair
+    what the primary should have delivered by now, and do not duplicate it.
+    A pull unanswered after `pull_timeout_s` counts as lost.  A pull that finds nothing
+    new is held up to `hold_s` (`long_poll=False` answers at once).
     `row_bytes` is the wire size of one parameter row (the payload).
-    A pull unanswered after `pull_timeout_s` counts as lost and a new round may start.
     `keys_per_shard` is the shard's full key count (keys never updated in the run are
     not materialised, but a full scan still has to compare them); 0 means the keys held.
-    `prefer_ahead_peer` makes the first pull of a round go to the peer that looked most
-    up to date; otherwise every peer of a round is random.
     """
 
     n_origins: int
@@ -66,10 +82,13 @@ class ProtocolConfig:
     use_cache: bool = True
     fanout: int = 2
     sync_interval_s: float = 0.05
+    max_outstanding_per_peer: int = 8
+    long_poll: bool = True
+    hold_s: float = 0.4
+    secondary_grace_s: float = 1.0
     row_bytes: int = 256
     pull_timeout_s: float = 1.0
     keys_per_shard: int = 0
-    prefer_ahead_peer: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.n_origins <= MAX_ORIGINS:
@@ -78,10 +97,13 @@ class ProtocolConfig:
             raise ValueError(f"cache_capacity must be >= 1, got {self.cache_capacity}")
         if self.fanout < 1:
             raise ValueError(f"fanout must be >= 1, got {self.fanout}")
-        if not self.sync_interval_s > 0:
-            raise ValueError(f"sync_interval_s must be positive, got {self.sync_interval_s}")
-        if not self.pull_timeout_s > 0:
-            raise ValueError(f"pull_timeout_s must be positive, got {self.pull_timeout_s}")
+        if self.max_outstanding_per_peer < 1:
+            raise ValueError(f"max_outstanding_per_peer must be >= 1, got {self.max_outstanding_per_peer}")
+        for name in ("sync_interval_s", "pull_timeout_s", "hold_s", "secondary_grace_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.hold_s >= self.pull_timeout_s:
+            raise ValueError(f"hold_s ({self.hold_s}) must be below pull_timeout_s ({self.pull_timeout_s})")
         if self.row_bytes < 0:
             raise ValueError(f"row_bytes must be >= 0, got {self.row_bytes}")
 
@@ -92,9 +114,9 @@ class ProtocolConfig:
 @dataclass
 class ShardPull:
     shard: int
-    vv: np.ndarray            # requester's version vector (timestamps per origin)
-    seen_incarnation: int     # responder incarnation at the requester's last full pull
-    seen_shard_version: int   # responder shard version at that pull (-1: none)
+    vv: np.ndarray            # requester's version vector: the base of the answer
+    seen_incarnation: int     # responder incarnation at the requester's last merged answer
+    seen_shard_version: int   # responder shard version at that answer (-1: none)
 
 
 @dataclass
@@ -104,7 +126,8 @@ class ShardDelta:
     keys: np.ndarray
     versions: np.ndarray
     values: np.ndarray
-    vv: np.ndarray
+    base: np.ndarray          # every newer version (up to the cap) is in this answer
+    vv: np.ndarray            # the top: what the requester holds once its vector covers `base`
     incarnation: int
     shard_version: int
     keys_compared: int
@@ -114,12 +137,18 @@ class ShardDelta:
 class PullRequest:
     src: int
     shards: list[ShardPull]
+    pull_id: int = 0
+    cap_us: int = NO_CAP                        # answer only versions with timestamp <= cap
+    outstanding: tuple[int, ...] = ()           # earlier pulls to this responder still unanswered here
+    may_hold: bool = False                      # long poll: hold until something newer arrives
+    own_writes_only: bool = False               # answer only with the responder's own writes
 
 
 @dataclass
 class PullResponse:
     src: int
     shards: list[ShardDelta]
+    pull_id: int = 0
 
 
 @dataclass
@@ -145,13 +174,14 @@ def _vv_bytes(vv: np.ndarray) -> int:
 
 
 def request_bytes(req: PullRequest) -> tuple[int, int]:
-    return 0, HEADER_BYTES + sum(SHARD_ENTRY_BYTES + _vv_bytes(s.vv) for s in req.shards)
+    return 0, HEADER_BYTES + 8 * len(req.outstanding) + sum(SHARD_ENTRY_BYTES + _vv_bytes(s.vv)
+                                                            for s in req.shards)
 
 
 def response_bytes(resp: PullResponse, row_bytes: int) -> tuple[int, int]:
     payload = sum(len(d.keys) for d in resp.shards) * row_bytes
-    meta = HEADER_BYTES + sum(SHARD_ENTRY_BYTES + _vv_bytes(d.vv) + len(d.keys) * (KEY_BYTES + VERSION_BYTES)
-                              for d in resp.shards)
+    meta = HEADER_BYTES + sum(SHARD_ENTRY_BYTES + _vv_bytes(d.vv) + _vv_bytes(d.base)
+                              + len(d.keys) * (KEY_BYTES + VERSION_BYTES) for d in resp.shards)
     return payload, meta
 
 
@@ -218,8 +248,9 @@ class HotKeyCache:
 class ShardReplica:
     """One replica of one shard: keys, versions, values, version vector, cache, DVV.
 
-    Keys, versions and values are durable (they survive a crash, as a parameter
-    server's store would); the cache and the per-peer sync memory are volatile.
+    Keys, versions, values and the vector are durable (they survive a crash, as a
+    parameter server's store would); the cache, the stash of answers waiting for their
+    base and the per-peer memory are volatile.
     """
 
     def __init__(self, shard: int, config: ProtocolConfig):
@@ -240,6 +271,14 @@ class ShardReplica:
         # After a restart nothing is cached, so the DVV must summarise everything held.
         self.dvv = self.vv.copy()
         self.peer_seen: dict[int, tuple[int, int]] = {}
+        # Per peer, the top of its latest answer: the peer held at least that then, and a
+        # vector only grows, so a pull it holds here (long poll) is not answered with rows
+        # that came from it meanwhile.
+        self.peer_top: dict[int, np.ndarray] = {}
+        self.stash: list[tuple[np.ndarray, np.ndarray, int, int, int]] = []   # (base, top, peer, inc, sv)
+        # Responder side: per requester, pull id -> (shard version, top) of answers sent to it
+        # that it had not received when it last pulled.
+        self.promised: dict[int, dict[int, tuple[int, np.ndarray]]] = {}
 
     def restart(self) -> None:
         self.incarnation += 1
@@ -327,17 +366,83 @@ class ShardReplica:
         self._touch_cache(target)
         return versions
 
-    # -- anti-entropy
+    # -- anti-entropy, requester side
     def pull_for(self, peer: int) -> ShardPull:
         inc, sv = self.peer_seen.get(peer, (-1, -1))
         return ShardPull(self.shard, self.vv.copy(), inc, sv)
 
-    def answer(self, pull: ShardPull) -> ShardDelta:
+    def apply(self, delta: ShardDelta, peer: int) -> tuple[np.ndarray, np.ndarray]:
+        """Merge a peer's answer (last-writer-wins); returns the keys and versions that changed here."""
+        changed_k = changed_v = np.zeros(0, dtype=np.int64)
+        if delta.path == "unchanged":
+            return changed_k, changed_v
+        if len(delta.keys):
+            keys, versions = delta.keys, delta.versions   # each key at most once per answer
+            get = self.slot_of.get
+            slots = np.fromiter((get(k, -1) for k in keys.tolist()), dtype=np.int64, count=len(keys))
+            held = slots >= 0
+            current = np.zeros(len(keys), dtype=np.int64)
+            current[held] = self.versions[slots[held]]
+            newer = versions > current
+            fresh = newer & ~held
+            if fresh.any():
+                slots[fresh] = self._new_slots(keys[fresh])
+            target = slots[newer]
+            self.versions[target] = versions[newer]
+            self.values[target] = delta.values[newer]
+            changed_k, changed_v = keys[newer], versions[newer]
+            self._touch_cache(target)
+        self.peer_top[peer] = np.maximum(self.peer_top.get(peer, delta.vv), delta.vv)
+        vv_before = self.vv.copy()
+        self.stash.append((delta.base, delta.vv, peer, delta.incarnation, delta.shard_version))
+        self._merge_stash()
+        if len(self.stash) > STASH_LIMIT:
+            del self.stash[0]
+        if len(changed_k) or not np.array_equal(vv_before, self.vv):
+            self.shard_version += 1
+        return changed_k, changed_v
+
+    def _merge_stash(self) -> None:
+        """Raise the vector to every waiting answer's top whose base it covers, until none is left."""
+        merged = True
+        while merged:
+            merged = False
+            for i, (base, top, peer, inc, sv) in enumerate(self.stash):
+                if np.all(self.vv >= base):
+                    np.maximum(self.vv, top, out=self.vv)
+                    if sv >= 0:   # an uncapped answer: the requester now has everything at (inc, sv)
+                        seen_inc, seen_sv = self.peer_seen.get(peer, (-1, -1))
+                        if inc > seen_inc or (inc == seen_inc and sv > seen_sv):
+                            self.peer_seen[peer] = (inc, sv)
+                    del self.stash[i]
+                    merged = True
+                    break
+
+    # -- anti-entropy, responder side
+    def answer(self, pull: ShardPull, requester: int = -1, outstanding: tuple[int, ...] = (),
+               cap_us: int = NO_CAP, only_origin: int | None = None) -> ShardDelta:
+        """Every key newer than the effective base (and not newer than the cap), and the (capped) top.
+
+        With `only_origin`, only that origin's versions are answered, and the top claims
+        nothing for the other origins (it keeps their base entries).
+
+        The effective base is the pull's vector raised to the top of the requester's
+        latest answer here, and to the tops of answers this replica sent to the requester
+        that it was still awaiting when it pulled.
+        """
+        promised = self.promised.get(requester, {})
+        base = np.maximum(pull.vv, self.peer_top[requester]) if requester in self.peer_top else pull.vv
+        seen = pull.seen_shard_version if pull.seen_incarnation == self.incarnation else -1
+        for pull_id in outstanding:
+            if pull_id in promised:
+                sv, top = promised[pull_id]
+                base = np.maximum(base, top)
+                seen = max(seen, sv)
         empty_i = np.zeros(0, np.int64)
-        if pull.seen_incarnation == self.incarnation and pull.seen_shard_version == self.shard_version:
+        if seen == self.shard_version:
             return ShardDelta(self.shard, "unchanged", empty_i, empty_i, np.zeros((0, self.config.dim), np.float32),
-                              np.zeros(0, np.int64), self.incarnation, self.shard_version, 0)
-        if self.config.use_cache and bool(np.all(pull.vv >= self.dvv)):
+                              base, empty_i, self.incarnation, self.shard_version, 0)
+        if self.config.use_cache and bool(np.all(base >= self.dvv)):
             path = "cache"
             slots = self.cache.members()
             compared = len(slots)
@@ -346,43 +451,28 @@ class ShardReplica:
             slots = np.arange(self.size)
             compared = max(self.size, self.config.keys_per_shard)
         vers = self.versions[slots]
-        newer = (vers >> ORIGIN_BITS) > pull.vv[vers & ORIGIN_MASK]
+        ts = vers >> ORIGIN_BITS
+        newer = ts > base[vers & ORIGIN_MASK]
+        top, sv = self.vv.copy(), self.shard_version
+        if cap_us != NO_CAP:
+            newer &= ts <= cap_us
+            top, sv = np.minimum(top, cap_us), -1   # a partial answer does not cover a shard version
+        if only_origin is not None:
+            newer &= (vers & ORIGIN_MASK) == only_origin
+            top, sv = np.where(np.arange(len(top)) == only_origin, top, np.minimum(top, base)), -1
         slots = slots[newer]
         return ShardDelta(self.shard, path, self.keys[slots].copy(), self.versions[slots].copy(),
-                          self.values[slots].copy(), self.vv.copy(), self.incarnation, self.shard_version, compared)
+                          self.values[slots].copy(), base, top, self.incarnation, sv, compared)
 
-    def apply(self, delta: ShardDelta, peer: int) -> tuple[np.ndarray, np.ndarray]:
-        """Merge a peer's answer (last-writer-wins); returns the keys and versions that changed here."""
-        changed_k = changed_v = np.zeros(0, dtype=np.int64)
-        if delta.path != "unchanged":
-            if len(delta.keys):
-                keys, versions = delta.keys, delta.versions   # each key at most once per answer
-                get = self.slot_of.get
-                slots = np.fromiter((get(k, -1) for k in keys.tolist()), dtype=np.int64, count=len(keys))
-                held = slots >= 0
-                current = np.zeros(len(keys), dtype=np.int64)
-                current[held] = self.versions[slots[held]]
-                newer = versions > current
-                fresh = newer & ~held
-                if fresh.any():
-                    slots[fresh] = self._new_slots(keys[fresh])
-                target = slots[newer]
-                self.versions[target] = versions[newer]
-                self.values[target] = delta.values[newer]
-                changed_k, changed_v = keys[newer], versions[newer]
-                self._touch_cache(target)
-            np.maximum(self.vv, delta.vv, out=self.vv)
-            if len(changed_k):
-                self.shard_version += 1
-        inc, sv = self.peer_seen.get(peer, (-1, -1))
-        if delta.incarnation > inc or (delta.incarnation == inc and delta.shard_version > sv):
-            self.peer_seen[peer] = (delta.incarnation, delta.shard_version)
-        return changed_k, changed_v
+    def promise(self, requester: int, pull_id: int, outstanding: tuple[int, ...], delta: ShardDelta) -> None:
+        """Remember a sent answer until the requester says it received it (or gave it up)."""
+        kept = {p: e for p, e in self.promised.get(requester, {}).items() if p in outstanding}
+        if delta.path != "unchanged":   # a partial answer's top raises bases too; its version is -1
+            kept[pull_id] = (delta.shard_version, delta.vv)
+        self.promised[requester] = kept
 
     def digest(self) -> str:
         """A hash of (key, version, value) over the shard, independent of insertion order."""
-        import hashlib
-
         order = np.argsort(self.keys[:self.size], kind="stable")
         h = hashlib.blake2b(digest_size=16)
         h.update(self.keys[:self.size][order].tobytes())
@@ -391,12 +481,19 @@ class ShardReplica:
         return h.hexdigest()
 
 
+def is_empty(delta: ShardDelta) -> bool:
+    """Whether an answer would tell the requester nothing: no rows and no vector above its base."""
+    return delta.path == "unchanged" or (len(delta.keys) == 0 and bool(np.all(delta.vv <= delta.base)))
+
+
 # ------------------------------------------------------------------------------ server
 
 
 @dataclass
 class SyncStats:
-    rounds: int = 0
+    pulls: int = 0
+    held: int = 0
+    timeouts: int = 0
     paths: dict[str, int] = field(default_factory=lambda: {"unchanged": 0, "cache": 0, "full": 0})
     keys_compared: int = 0
 
@@ -405,35 +502,44 @@ class EkkoServer:
     """A parameter server holding replicas of some shards; pulls from its peers in other DCs.
 
     `peers_by_dc[d]` is the server in DC `d` that holds the same shards (placement
-    puts shard s on server `s % servers_per_dc` of every DC).
+    puts shard s on server `s % servers_per_dc` of every DC); origin server `o` is in
+    DC `o // servers_per_dc`.
     """
 
     def __init__(self, server_id: int, dc: int, shards: list[int], peers_by_dc: dict[int, int],
-                 config: ProtocolConfig, seed: int = 0):
+                 config: ProtocolConfig, seed: int = 0, servers_per_dc: int = 1):
         self.id = server_id
         self.dc = dc
         self.config = config
+        self.servers_per_dc = servers_per_dc
         self.replicas = {s: ShardReplica(s, config) for s in shards}
         self.peers_by_dc = peers_by_dc
+        self.others = [p for d, p in sorted(peers_by_dc.items()) if d != dc]
         self.rng = np.random.default_rng((seed, server_id))
         self.stats = SyncStats()
         self.up = True
-        self._round: list[int] = []   # peers still to pull from in this round
-        self._awaiting = -1           # the peer whose answer the round waits for
-        self._sent_at = 0.0
-        self.peer_progress: dict[int, int] = {}   # peer -> version-vector sum in its last answer
+        self.next_pull_id = 0
+        self._reset_volatile()
+
+    def _reset_volatile(self) -> None:
+        self.outstanding: dict[int, dict[int, float]] = {p: {} for p in self.others}   # peer -> pull id -> sent at
+        self.held: dict[int, list[tuple[PullRequest, float]]] = {}   # requester -> held pulls, oldest first
+        self.peer_fresh: dict[int, int] = {}     # peer -> newest timestamp (µs) its last answer carried
+        self.lost_at: dict[int, float] = {}      # peer -> when a pull to it was last given up
 
     # -- lifecycle
     def crash(self) -> None:
         self.up = False
 
     def restart(self) -> None:
+        """Back from a crash: the store survived, everything volatile is gone; pull ids never repeat."""
         self.up = True
-        self._round, self._awaiting, self.peer_progress = [], -1, {}
+        self.next_pull_id = (self.next_pull_id >> 32) + 1 << 32
+        self._reset_volatile()
         for replica in self.replicas.values():
             replica.restart()
 
-    # -- writes from training
+    # -- writes from training (the driver calls `release` after a batch of them)
     def write(self, shard: int, key: int, value: np.ndarray, now_s: float) -> int:
         return self.replicas[shard].write(key, value, int(now_s * 1e6), self.id)
 
@@ -441,58 +547,136 @@ class EkkoServer:
         stamps = (np.asarray(now_s, dtype=float) * 1e6).astype(np.int64)
         return self.replicas[shard].write_batch(keys, values, stamps, self.id)
 
+    # -- peer choice
+    def primaries(self) -> list[int]:
+        """The peers to pull from without a cap, chosen on information whose age is known.
+
+        Versions carry the writer's timestamp, so this server knows how old its newest
+        news from each origin is.  Every origin heard from within `secondary_grace_s` of
+        the newest news is active, and its DC (when it is not this one) is a primary:
+        its server holds those writes first.  A peer whose pull was lost within
+        `pull_timeout_s` is passed over; failing all that, the peer whose last answer
+        carried the newest timestamp.
+        """
+        latest = np.max([r.vv for r in self.replicas.values()], axis=0) if self.replicas else np.zeros(1, np.int64)
+        newest = int(latest.max())
+        if newest == 0:
+            return []
+        active = np.flatnonzero((latest > 0) & (latest >= newest - int(self.config.secondary_grace_s * 1e6)))
+        out = []
+        for dc in sorted({int(o) // self.servers_per_dc for o in active}):
+            peer = self.peers_by_dc.get(dc)
+            if dc != self.dc and peer is not None and peer not in self.lost_at and peer not in out:
+                out.append(peer)
+        if not out:
+            fresh = [p for p in self.others if p in self.peer_fresh and p not in self.lost_at]
+            if fresh:
+                out.append(max(fresh, key=lambda p: self.peer_fresh[p]))
+        return out
+
     # -- anti-entropy
     def on_tick(self, now_s: float) -> list[Send]:
-        """Start a sync round: pull every shard from `fanout` peer DCs, one after another.
+        """Give up lost pulls, answer pulls held too long, and send this tick's pulls.
 
-        With `prefer_ahead_peer`, the first peer is the one that looked most up to date in
-        earlier answers (the largest version-vector sum), so fresh writes travel one hop
-        from where they were made; the others are random, which keeps every pair of DCs
-        in touch and spreads the load.  Each pull
-        leaves when the previous answer has been applied, so it carries the newer
-        version vector and the next peer does not resend what just arrived.  A round
-        whose answer is lost for `pull_timeout_s` is replaced by the next one.
+        The primaries get uncapped pulls, which they may hold (long poll); `fanout - 1`
+        random others get pulls capped at `secondary_grace_s` ago.  While this server has
+        no news at all, it asks every peer for its own writes only (so that no row comes
+        twice, from its writer and from a peer that got it first) to find where the news
+        is.  A peer with `max_outstanding_per_peer` unanswered pulls gets none.
         """
-        others = [s for d, s in self.peers_by_dc.items() if d != self.dc]
-        if not others:
-            return []
-        if self._awaiting >= 0 and now_s - self._sent_at < self.config.pull_timeout_s:
-            return []   # the previous round is still in flight; a second would resend the same rows
-        self.stats.rounds += 1
-        order = list(self.rng.permutation(others))
-        if self.config.prefer_ahead_peer and self.peer_progress:
-            best = max(others, key=lambda p: self.peer_progress.get(p, -1))
-            order.remove(best)
-            order.insert(0, best)
-        self._round = [int(p) for p in order[:self.config.fanout]]
-        return self._next_pull(now_s)
+        c = self.config
+        for peer, pending in self.outstanding.items():
+            if pending and now_s - min(pending.values()) >= c.pull_timeout_s:
+                # A lost pull: the answers to later ones may have been based on it, so give
+                # them all up; the next pull names none, and the peer answers from scratch.
+                pending.clear()
+                self.lost_at[peer] = now_s
+                self.stats.timeouts += 1
+        self.lost_at = {p: t for p, t in self.lost_at.items() if now_s - t < c.pull_timeout_s}
+        out = self._release(now_s, expire_before=now_s - c.hold_s)
+        if not self.others:
+            return out
+        primaries = self.primaries()
+        if primaries:
+            rest = [p for p in self.others if p not in primaries]
+            n_random = min(len(rest), c.fanout - 1)
+            cap = max(0, int((now_s - c.secondary_grace_s) * 1e6))
+            chosen = [(p, NO_CAP, c.long_poll, False) for p in primaries]
+            chosen += [(int(p), cap, False, False)
+                       for p in self.rng.choice(rest, n_random, replace=False)] if n_random else []
+        else:
+            chosen = [(p, NO_CAP, c.long_poll, True) for p in self.others]
+        for peer, cap_us, may_hold, own_only in chosen:
+            if len(self.outstanding[peer]) < c.max_outstanding_per_peer:
+                out.append(self._pull(peer, now_s, cap_us, may_hold, own_only))
+        return out
 
-    def _next_pull(self, now_s: float) -> list[Send]:
-        if not self._round:
-            return []
-        peer = self._round.pop(0)
-        self._awaiting, self._sent_at = peer, now_s
-        req = PullRequest(self.id, [r.pull_for(peer) for r in self.replicas.values()])
-        return [Send(peer, req, *request_bytes(req))]
+    def _pull(self, peer: int, now_s: float, cap_us: int, may_hold: bool, own_only: bool) -> Send:
+        pull_id = self.next_pull_id
+        self.next_pull_id += 1
+        earlier = tuple(self.outstanding[peer])
+        self.outstanding[peer][pull_id] = now_s
+        self.stats.pulls += 1
+        req = PullRequest(self.id, [r.pull_for(peer) for r in self.replicas.values()], pull_id, cap_us, earlier,
+                          may_hold, own_only)
+        return Send(peer, req, *request_bytes(req))
+
+    def _answer(self, req: PullRequest, force: bool) -> Send | None:
+        """The answer to `req`, or None to hold it (long poll) when it would tell nothing and `force` is off."""
+        only = self.id if req.own_writes_only else None
+        deltas = [self.replicas[p.shard].answer(p, req.src, req.outstanding, req.cap_us, only)
+                  for p in req.shards if p.shard in self.replicas]
+        if not force and req.may_hold and all(map(is_empty, deltas)):
+            return None
+        for d in deltas:
+            self.replicas[d.shard].promise(req.src, req.pull_id, req.outstanding, d)
+            self.stats.paths[d.path] += 1
+            self.stats.keys_compared += d.keys_compared
+        resp = PullResponse(self.id, deltas, req.pull_id)
+        return Send(req.src, resp, *response_bytes(resp, self.config.row_bytes))
+
+    def release(self, now_s: float) -> list[Send]:
+        """Answer held pulls that something new has arrived for (call after local writes)."""
+        return self._release(now_s, expire_before=-np.inf)
+
+    def _release(self, now_s: float, expire_before: float) -> list[Send]:
+        out = []
+        for requester, queue in self.held.items():
+            # Only the oldest can gain: a later one's base is raised to the answer just sent.
+            while queue:
+                req, since = queue[0]
+                send = self._answer(req, force=since <= expire_before)
+                if send is None:
+                    break
+                queue.pop(0)
+                out.append(send)
+        return out
 
     def on_message(self, message: Any, now_s: float) -> list[Send | Applied]:
         if isinstance(message, PullRequest):
-            deltas = [self.replicas[p.shard].answer(p) for p in message.shards if p.shard in self.replicas]
-            for d in deltas:
-                self.stats.paths[d.path] += 1
-                self.stats.keys_compared += d.keys_compared
-            resp = PullResponse(self.id, deltas)
-            return [Send(message.src, resp, *response_bytes(resp, self.config.row_bytes))]
+            queue = self.held.setdefault(message.src, [])
+            if queue:   # answer in order: this one waits behind the pulls already held
+                queue.append((message, now_s))
+                return []
+            send = self._answer(message, force=False)
+            if send is None:
+                self.stats.held += 1
+                queue.append((message, now_s))
+                return []
+            return [send]
         if isinstance(message, PullResponse):
+            self.outstanding.get(message.src, {}).pop(message.pull_id, None)
             out: list[Send | Applied] = []
+            changed = False
             for delta in message.shards:
                 keys, versions = self.replicas[delta.shard].apply(delta, message.src)
+                changed |= delta.path != "unchanged"
                 if len(keys):
                     out.append(Applied(self.id, delta.shard, keys, versions))
-            self.peer_progress[message.src] = sum(int(d.vv.sum()) for d in message.shards)
-            if message.src == self._awaiting:
-                self._awaiting = -1
-                out.extend(self._next_pull(now_s))
+                if len(delta.vv):
+                    self.peer_fresh[message.src] = max(self.peer_fresh.get(message.src, 0), int(delta.vv.max()))
+            if changed:
+                out.extend(self.release(now_s))
             return out
         raise ValueError(f"server {self.id}: unknown message type {type(message).__name__}")
 

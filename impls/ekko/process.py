@@ -44,21 +44,24 @@ I64 = np.int64
 
 def encode(message: PullRequest | PullResponse) -> dict[str, Any]:
     if isinstance(message, PullRequest):
-        return {"k": "pull", "src": message.src,
+        return {"k": "pull", "src": message.src, "id": message.pull_id, "cap": message.cap_us,
+                "out": list(message.outstanding), "hold": message.may_hold, "own": message.own_writes_only,
                 "s": [[p.shard, p.vv.tobytes(), p.seen_incarnation, p.seen_shard_version] for p in message.shards]}
-    return {"k": "delta", "src": message.src,
-            "s": [[d.shard, d.path, d.keys.tobytes(), d.versions.tobytes(), d.values.tobytes(), d.vv.tobytes(),
-                   d.incarnation, d.shard_version, d.keys_compared] for d in message.shards]}
+    return {"k": "delta", "src": message.src, "id": message.pull_id,
+            "s": [[d.shard, d.path, d.keys.tobytes(), d.versions.tobytes(), d.values.tobytes(), d.base.tobytes(),
+                   d.vv.tobytes(), d.incarnation, d.shard_version, d.keys_compared] for d in message.shards]}
 
 
 def decode(msg: dict[str, Any], dim: int) -> PullRequest | PullResponse:
     if msg["k"] == "pull":
         return PullRequest(msg["src"], [ShardPull(s, np.frombuffer(vv, I64).copy(), inc, sv)
-                                        for s, vv, inc, sv in msg["s"]])
+                                        for s, vv, inc, sv in msg["s"]],
+                           msg["id"], msg["cap"], tuple(msg["out"]), msg["hold"], msg["own"])
     return PullResponse(msg["src"], [
         ShardDelta(s, path, np.frombuffer(k, I64), np.frombuffer(v, I64),
-                   np.frombuffer(x, np.float32).reshape(-1, dim), np.frombuffer(vv, I64).copy(), inc, sv, cmp)
-        for s, path, k, v, x, vv, inc, sv, cmp in msg["s"]])
+                   np.frombuffer(x, np.float32).reshape(-1, dim), np.frombuffer(b, I64).copy(),
+                   np.frombuffer(vv, I64).copy(), inc, sv, cmp)
+        for s, path, k, v, x, b, vv, inc, sv, cmp in msg["s"]], msg["id"])
 
 
 # ------------------------------------------------------------------------------ server process
@@ -72,7 +75,7 @@ class ClusterConfig:
     dim: int = 4
     sync_interval_s: float = 0.01
     cache_capacity: int = 4096
-    fanout: int = 1
+    fanout: int = 2
 
     @property
     def n_servers(self) -> int:
@@ -86,16 +89,19 @@ class ClusterConfig:
         m = self.servers_per_dc
         dc, idx = divmod(sid, m)
         shards = [s for s in range(self.n_shards) if s % m == idx]
-        return EkkoServer(sid, dc, shards, {d: d * m + idx for d in range(self.n_dcs)}, self.protocol(), seed)
+        return EkkoServer(sid, dc, shards, {d: d * m + idx for d in range(self.n_dcs)}, self.protocol(), seed,
+                          servers_per_dc=m)
 
 
 class _Node:
-    def __init__(self, sid: int, config: ClusterConfig, ports: list[int], wal: Path):
+    def __init__(self, sid: int, config: ClusterConfig, ports: list[int], wal: Path, epoch: float):
         self.sid, self.config, self.ports, self.wal_path = sid, config, ports, wal
+        self.epoch = epoch   # the cluster's time zero, the clock that write timestamps count from
         self.server = config.server(sid)
         boot = time.time_ns() // 1000 % (1 << 40)   # a fresh incarnation per process start
         for replica in self.server.replicas.values():
             replica.incarnation = boot
+        self.server.next_pull_id = boot << 20        # pull ids of a restarted process never repeat
         self.writers: dict[int, asyncio.StreamWriter] = {}
         self.locks: dict[int, asyncio.Lock] = {}
         self.stop = asyncio.Event()
@@ -136,9 +142,12 @@ class _Node:
             if isinstance(a, Send):
                 asyncio.get_running_loop().create_task(self._send(a.dst, msgpack.packb(encode(a.message))))
 
+    def now(self) -> float:
+        return time.time() - self.epoch
+
     async def _ticker(self) -> None:
         while not self.stop.is_set():
-            self._dispatch(self.server.on_tick(time.monotonic()))
+            self._dispatch(self.server.on_tick(self.now()))
             await asyncio.sleep(self.config.sync_interval_s)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -159,7 +168,7 @@ class _Node:
     def _on(self, msg: dict[str, Any]) -> dict[str, Any] | None:
         kind = msg["k"]
         if kind in ("pull", "delta"):
-            self._dispatch(self.server.on_message(decode(msg, self.config.dim), time.monotonic()))
+            self._dispatch(self.server.on_message(decode(msg, self.config.dim), self.now()))
             return None
         if kind == "write":
             if msg["batch"] in self.applied_batches:
@@ -171,6 +180,7 @@ class _Node:
             self.wal.write(msgpack.packb(msg))
             self.wal.flush()
             self._apply_writes(msg)
+            self._dispatch(self.server.release(self.now()))   # long polls waiting for these writes
             return {"k": "ack", "n": len(msg["key"])}
         if kind == "digest":
             return {"k": "digest", "d": {str(s): d for s, d in self.server.digests().items()}}
@@ -193,7 +203,8 @@ class _Node:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of one server process: `python -m impls.ekko.process SPEC_JSON`."""
     spec = json.loads((argv or sys.argv[1:])[0])
-    asyncio.run(_Node(spec["sid"], ClusterConfig(**spec["config"]), spec["ports"], Path(spec["wal"])).run())
+    asyncio.run(_Node(spec["sid"], ClusterConfig(**spec["config"]), spec["ports"], Path(spec["wal"]),
+                      spec["epoch"]).run())
 
 
 # ------------------------------------------------------------------------------ driver
@@ -254,11 +265,12 @@ class _Cluster:
     def __init__(self, config: ClusterConfig, workdir: Path):
         self.config, self.workdir = config, workdir
         self.ports = _free_ports(config.n_servers)
+        self.epoch = time.time()
         self.procs: dict[int, subprocess.Popen] = {}
         self.logs: dict[int, Any] = {}
 
     def start(self, sid: int) -> None:
-        spec = {"sid": sid, "config": asdict(self.config), "ports": self.ports,
+        spec = {"sid": sid, "config": asdict(self.config), "ports": self.ports, "epoch": self.epoch,
                 "wal": str(self.workdir / f"wal-{sid}.bin")}
         if sid in self.logs:
             self.logs[sid].close()

@@ -4,12 +4,14 @@
 through the scheduler (or straight through, FIFO) and is committed on the shard's
 server in DC 0, which acknowledges it.  While that server is down, training holds
 the update and commits it when the server is back.  Every `sync_interval_s` each
-server starts a pull round over `fanout` peer DCs (see `EkkoServer.on_tick`), through
-the DC leaders.  After the stream and the faults end, the run continues until every
-replica of every shard holds the same version vector (hence the same writes), or
-`max_drain_s` passes.
+server sends its pulls (see `EkkoServer.on_tick`) straight to the peer servers that
+hold the same shards; answers leave from the server that holds the shard.  After the
+stream and the faults end, the run continues until every replica of every shard holds
+the same version vector (hence the same writes), or `max_drain_s` passes.
 
-All figures are simulated.
+All figures are simulated.  Beside the latencies: the physical floor (`wan.metrics`),
+WAN payload against its minimum (every write crossing into every other DC once) and
+the bytes per NIC.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import numpy as np
 
 from impls.ekko.core import Applied, EkkoServer, ProtocolConfig, Send
 from impls.ekko.scheduler import SchedulerConfig, SloScheduler
-from impls.ekko.wan import FaultSchedule, Network, WanConfig
+from wan.metrics import latency_summary, nic_spread, physical_floor_s
+from wan.network import FaultSchedule, Network, WanConfig
 from workloads.ekko_updates import UpdateStream
 
 
@@ -59,16 +62,6 @@ def cover_times(write_keys: np.ndarray, write_versions: np.ndarray,
     return np.where(ok, e_time[idx_c], np.inf)
 
 
-def latency_summary(lat: np.ndarray) -> dict[str, float]:
-    finite = lat[np.isfinite(lat)]
-    if len(finite) == 0:
-        return {"latency_p50_s": float("nan"), "latency_p99_s": float("nan"), "latency_max_s": float("nan"),
-                "unreplicated_updates": float(len(lat))}
-    return {"latency_p50_s": float(np.percentile(finite, 50)), "latency_p99_s": float(np.percentile(finite, 99)),
-            "latency_max_s": float(finite.max()), "latency_mean_s": float(finite.mean()),
-            "unreplicated_updates": float(len(lat) - len(finite))}
-
-
 @dataclass
 class EkkoSimResult:
     latencies: np.ndarray                 # per stream update, seconds (inf: never reached every DC)
@@ -94,7 +87,7 @@ def simulate_ekko(stream: UpdateStream, wan: WanConfig, protocol: ProtocolConfig
         dc, idx = divmod(sid, m)
         shards = [s for s in range(n_shards) if s % m == idx]
         peers = {d: d * m + idx for d in range(wan.n_dcs)}
-        servers.append(EkkoServer(sid, dc, shards, peers, protocol, seed))
+        servers.append(EkkoServer(sid, dc, shards, peers, protocol, seed, servers_per_dc=m))
     # Per server: (keys, versions, time) for what pulls made visible there.
     events: list[list[tuple[np.ndarray, np.ndarray, float | np.ndarray]]] = [[] for _ in servers]
     stats_answers = {"unchanged": 0, "cache": 0, "full": 0}
@@ -102,7 +95,7 @@ def simulate_ekko(stream: UpdateStream, wan: WanConfig, protocol: ProtocolConfig
     def dispatch(src: int, actions: list) -> None:
         for a in actions:
             if isinstance(a, Send):
-                net.send(src, a.dst, a.message, a.payload_bytes, a.meta_bytes, via_leaders=True)
+                net.send(src, a.dst, a.message, a.payload_bytes, a.meta_bytes)
             elif isinstance(a, Applied):
                 events[a.server].append((a.keys, a.versions, net.now))
 
@@ -116,12 +109,15 @@ def simulate_ekko(stream: UpdateStream, wan: WanConfig, protocol: ProtocolConfig
     log = WriteLog(carried_by=np.full(len(stream), -1, dtype=np.int64))
     held: list[tuple[int, list[int]]] = []   # (key, update ids) waiting for a down origin
 
+    written: set[int] = set()   # origins with writes since their held pulls were last released
+
     def commit(key: int, update_ids: list[int]) -> None:
         shard = key % n_shards
         owner = servers[shard % m]
         if not owner.up:
             held.append((key, update_ids))
             return
+        written.add(owner.id)
         # The version's timestamp is the training time of the newest carried update, so a
         # commit delayed by a fault gets the same version as in a fault-free run.
         version = owner.write(shard, key, stream.values[update_ids[-1]], float(stream.times[update_ids[-1]]))
@@ -140,6 +136,12 @@ def simulate_ekko(stream: UpdateStream, wan: WanConfig, protocol: ProtocolConfig
         if sched is not None:
             for key, ids in sched.flush_due(net.now).items():
                 commit(key, ids)
+        release_written()
+
+    def release_written() -> None:
+        for sid in sorted(written):
+            dispatch(sid, servers[sid].release(net.now))
+        written.clear()
 
     # Training feed, in small time batches.
     bounds = np.searchsorted(stream.times, np.arange(0, stream.duration_s + write_batch_s, write_batch_s), "right")
@@ -150,7 +152,11 @@ def simulate_ekko(stream: UpdateStream, wan: WanConfig, protocol: ProtocolConfig
             lo = hi
     end_feed = stream.duration_s + write_batch_s
     if sched is not None:
-        net.at(end_feed, lambda: [commit(k, ids) for k, ids in sched.flush_all().items()])
+        def flush_all() -> None:
+            for k, ids in sched.flush_all().items():
+                commit(k, ids)
+            release_written()
+        net.at(end_feed, flush_all)
 
     def tick(sid: int) -> None:
         server = servers[sid]
@@ -172,6 +178,7 @@ def simulate_ekko(stream: UpdateStream, wan: WanConfig, protocol: ProtocolConfig
             held[:] = [(k, ids) for k, ids in held if (k % n_shards) % m != sid]
             for k, ids in waiting:
                 commit(k, ids)
+            release_written()
 
     net.schedule_faults(on_crash, on_restart)
     quiet_from = max(end_feed, net.faults.end_s) + 1e-9
@@ -232,20 +239,25 @@ def simulate_ekko(stream: UpdateStream, wan: WanConfig, protocol: ProtocolConfig
     keys_held = max(float(np.mean([r.size for s in servers for r in s.replicas.values()])),
                     float(protocol.keys_per_shard))
     t = net.traffic
+    min_payload = float(len(wk)) * protocol.row_bytes * (wan.n_dcs - 1)
     figures = {
-        **latency_summary(lat),
+        **latency_summary(lat, physical_floor_s(wan, protocol.row_bytes)),
+        **nic_spread(net.tx_bytes, net.rx_bytes),
         "wan_payload_bytes": float(t.wan_payload_bytes), "wan_meta_bytes": float(t.wan_meta_bytes),
+        "wan_payload_min_bytes": min_payload,
+        "wan_payload_over_min": t.wan_payload_bytes / min_payload if min_payload else float("nan"),
         "wan_bytes": float(t.wan_payload_bytes + t.wan_meta_bytes), "lan_bytes": float(t.lan_bytes),
         "messages": float(t.messages), "dropped_messages": float(t.dropped),
-        "sync_rounds": float(sum(s.stats.rounds for s in servers)),
+        "pulls": float(sum(s.stats.pulls for s in servers)),
+        "pulls_held": float(sum(s.stats.held for s in servers)),
+        "pulls_lost": float(sum(s.stats.timeouts for s in servers)),
         "writes": float(len(wk)), "updates": float(len(stream)),
         "keys_compared_per_sync": compared / answers if answers else 0.0,
         "keys_compared_fraction": (compared / answers) / keys_held if answers and keys_held else 0.0,
         "cache_hit_ratio": stats_answers["cache"] / changed if changed else float("nan"),
         "cache_fraction": min(1.0, protocol.cache_capacity / keys_held) if protocol.use_cache and keys_held else 0.0,
         "unchanged_fast_path_ratio": stats_answers["unchanged"] / answers if answers else float("nan"),
-        "converged": float(converged), "time_s": float(np.percentile(lat[np.isfinite(lat)], 50))
-        if np.isfinite(lat).any() else float("nan"),
+        "converged": float(converged),
     }
     digests = [{s: d for idx in range(m) for s, d in servers[dc * m + idx].digests().items()}
                for dc in range(wan.n_dcs)]

@@ -56,7 +56,7 @@ def test_bad_kill_spec_is_rejected(tmp_path) -> None:
 def test_processes_reach_the_state_the_simulation_reaches(clean_run) -> None:
     from impls.ekko.core import ProtocolConfig
     from impls.ekko.sim import simulate_ekko
-    from impls.ekko.wan import WanConfig
+    from wan.network import WanConfig
 
     wan = WanConfig(n_dcs=CONFIG.n_dcs, servers_per_dc=CONFIG.servers_per_dc)
     sim = simulate_ekko(STREAM, wan, ProtocolConfig(n_origins=wan.n_servers, dim=CONFIG.dim), n_shards=CONFIG.n_shards)

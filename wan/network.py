@@ -1,30 +1,31 @@
-"""A discrete-event WAN: data centres of servers, links with latency and bandwidth, faults.
+"""A discrete-event WAN: data centres of servers, NICs, latency, pass-through transfers, faults.
 
 The event loop is a plain binary heap of (time, sequence, callback): the models here
-need timed callbacks only, and this keeps a paper-scale run to one heap operation
-per message hop.  Time is in seconds.
+need timed callbacks only, and this keeps a paper-scale run to one heap operation per
+message.  Time is in seconds.
 
-Links.  Every server has a NIC of `nic_bandwidth_bps`; a message leaving a server is
-serialised on that NIC (bytes * 8 / bandwidth, queued behind earlier messages), then
-travels the LAN (`lan_latency_s`) or the WAN (the latency matrix, plus serialisation
-on the directed DC-pair link at `wan_bandwidth_bps`).  Cross-DC messages may be
-routed through each DC's leader (the lowest-numbered live server), which forwards
-them: that is how Ekko confines cross-DC traffic to one gateway per DC.
+Links.  Every DC has `servers_per_dc` servers, each with a full-duplex NIC of
+`nic_bandwidth_bps` (a send queue and a receive queue).  Every system sends from the
+server that holds the data to the server that needs it; nothing is relayed.  A message
+is passed through, not stored and re-sent: its bytes are serialised once, at the
+slowest rate on its path, while the sender's NIC (and, where `dc_link_bandwidth_bps`
+is finite, the directed DC-pair link) is held for that time; the receiver's NIC takes
+the same bytes when they arrive.  Propagation is `lan_latency_s` inside a DC and, across
+DCs, the latency matrix plus a LAN hop at each end.
 
 Faults.  Servers crash and restart; DC pairs are partitioned and healed; while link
-faults are on, each WAN hop is lost, duplicated or delayed by a random jitter (which
-reorders messages) with the configured probabilities.
+faults are on, each WAN message is lost, duplicated or delayed by a random jitter
+(which reorders messages) with the configured probabilities.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
-
-from workloads.ekko_updates import geo_latency_matrix, validate_latency_matrix
 
 TOPOLOGIES = ("geo", "uniform")
 
@@ -35,7 +36,9 @@ class WanConfig:
 
     `topology="geo"` takes one-way latencies from `workloads.ekko_updates.geo_latency_matrix`;
     `topology="uniform"` uses `uniform_latency_s` between every pair of DCs.
-    `latency_matrix`, when given, overrides both.
+    `latency_matrix` (seconds), when given, overrides both.  `dc_link_bandwidth_bps`
+    is the capacity of each directed DC pair shared by its servers; infinite (the
+    default) means the servers' NICs are the only limit.
     """
 
     n_dcs: int = 10
@@ -44,7 +47,7 @@ class WanConfig:
     uniform_latency_s: float = 0.05
     latency_matrix: tuple[tuple[float, ...], ...] | None = None
     nic_bandwidth_bps: float = 5e9
-    wan_bandwidth_bps: float = 5e9
+    dc_link_bandwidth_bps: float = math.inf
     lan_latency_s: float = 0.0002
 
     def __post_init__(self) -> None:
@@ -52,12 +55,14 @@ class WanConfig:
             raise ValueError(f"topology must be one of {TOPOLOGIES}, got {self.topology!r}")
         if self.n_dcs < 1 or self.servers_per_dc < 1:
             raise ValueError(f"n_dcs and servers_per_dc must be >= 1, got {self.n_dcs}, {self.servers_per_dc}")
-        for name in ("nic_bandwidth_bps", "wan_bandwidth_bps"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not (math.isfinite(self.nic_bandwidth_bps) and self.nic_bandwidth_bps > 0):
+            raise ValueError(f"nic_bandwidth_bps must be positive and finite, got {self.nic_bandwidth_bps}")
+        if not self.dc_link_bandwidth_bps > 0:
+            raise ValueError(f"dc_link_bandwidth_bps must be positive, got {self.dc_link_bandwidth_bps}")
         for name in ("uniform_latency_s", "lan_latency_s"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be finite and >= 0, got {value}")
         lat = self.latency()
         if lat.shape != (self.n_dcs, self.n_dcs):
             raise ValueError(f"latency_matrix must be {self.n_dcs}x{self.n_dcs}, got {lat.shape}")
@@ -67,11 +72,16 @@ class WanConfig:
         return self.n_dcs * self.servers_per_dc
 
     def latency(self) -> np.ndarray:
+        from wan.latency import uniform_latency_matrix, validate_latency_matrix
+        from workloads.ekko_updates import geo_latency_matrix
+
         if self.latency_matrix is not None:
             return validate_latency_matrix(np.asarray(self.latency_matrix, dtype=float), "latency_matrix")
         if self.topology == "geo":
             return geo_latency_matrix(self.n_dcs)
-        return np.full((self.n_dcs, self.n_dcs), self.uniform_latency_s) * (1 - np.eye(self.n_dcs))
+        if self.n_dcs == 1:
+            return np.zeros((1, 1))
+        return uniform_latency_matrix(self.n_dcs, self.uniform_latency_s)
 
     def dc_of(self, server: int) -> int:
         return server // self.servers_per_dc
@@ -149,8 +159,11 @@ class Network:
         self.now = 0.0
         self._heap: list[tuple[float, int, Callable[..., None], tuple]] = []
         self._seq = 0
-        self.nic_busy = np.zeros(wan.n_servers)
-        self.wan_busy = np.zeros((wan.n_dcs, wan.n_dcs))
+        self.tx_busy = np.zeros(wan.n_servers)
+        self.rx_busy = np.zeros(wan.n_servers)
+        self.link_busy = np.zeros((wan.n_dcs, wan.n_dcs))
+        self.tx_bytes = np.zeros(wan.n_servers)
+        self.rx_bytes = np.zeros(wan.n_servers)
         self.up = np.ones(wan.n_servers, dtype=bool)
         self.partitioned: set[tuple[int, int]] = set()
         self.faults = faults or FaultSchedule()
@@ -170,59 +183,45 @@ class Network:
             if stop is not None and stop():
                 return
 
-    # -- routing
     def leader(self, dc: int) -> int:
+        """The DC's coordinator (the lowest-numbered live server), -1 if none is up.  It carries no data."""
         m = self.wan.servers_per_dc
         alive = np.flatnonzero(self.up[dc * m:(dc + 1) * m])
         return dc * m + int(alive[0]) if len(alive) else -1
 
-    def send(self, src: int, dst: int, message: Any, payload_bytes: int, meta_bytes: int,
-             via_leaders: bool) -> None:
-        """Send from `src` to `dst` now; cross-DC through the DCs' leaders when `via_leaders`."""
+    # -- transfers
+    def send(self, src: int, dst: int, message: Any, payload_bytes: int, meta_bytes: int) -> None:
+        """Send `message` from server `src` straight to server `dst`, now."""
         self.traffic.messages += 1
-        self._hop(src, dst, dst, message, payload_bytes, meta_bytes, via_leaders)
-
-    def _hop(self, at: int, dst: int, final: int, message: Any, payload: int, meta: int, via: bool) -> None:
-        if not self.up[at]:
+        if not self.up[src]:
             self.traffic.dropped += 1
-            return
-        if at == final:
-            self.deliver(final, message)
             return
         wan = self.wan
-        src_dc, dst_dc = wan.dc_of(at), wan.dc_of(final)
-        nbytes = payload + meta
-        if src_dc == dst_dc:
-            nxt = final
-        elif via and at != self.leader(src_dc):
-            nxt = self.leader(src_dc)
-        elif via:
-            nxt = self.leader(dst_dc)
-        else:
-            nxt = final
-        if nxt < 0:
-            self.traffic.dropped += 1
-            return
-        start = max(self.now, self.nic_busy[at])
-        done = start + nbytes * 8 / wan.nic_bandwidth_bps
-        self.nic_busy[at] = done
-        if wan.dc_of(nxt) == src_dc:
+        src_dc, dst_dc = wan.dc_of(src), wan.dc_of(dst)
+        nbytes = payload_bytes + meta_bytes
+        cross = src_dc != dst_dc
+        rate = wan.nic_bandwidth_bps
+        start = max(self.now, self.tx_busy[src])
+        if cross and math.isfinite(wan.dc_link_bandwidth_bps):
+            start = max(start, self.link_busy[src_dc, dst_dc])
+            rate = min(rate, wan.dc_link_bandwidth_bps)
+        duration = nbytes * 8 / rate
+        self.tx_busy[src] = start + duration
+        if cross:
+            self.link_busy[src_dc, dst_dc] = start + duration
+        self.tx_bytes[src] += nbytes
+        if not cross:
             self.traffic.lan_bytes += nbytes
-            self.at(done + wan.lan_latency_s, self._hop, nxt, dst, final, message, payload, meta, via)
+            self._arrive(dst, start + wan.lan_latency_s, duration, message, nbytes)
             return
-        # WAN hop: DC-pair link serialisation, latency, faults.
-        ndc = wan.dc_of(nxt)
-        start = max(done, self.wan_busy[src_dc, ndc])
-        done = start + nbytes * 8 / wan.wan_bandwidth_bps
-        self.wan_busy[src_dc, ndc] = done
-        self.traffic.wan_payload_bytes += payload
-        self.traffic.wan_meta_bytes += meta
-        if (min(src_dc, ndc), max(src_dc, ndc)) in self.partitioned:
+        self.traffic.wan_payload_bytes += payload_bytes
+        self.traffic.wan_meta_bytes += meta_bytes
+        if (min(src_dc, dst_dc), max(src_dc, dst_dc)) in self.partitioned:
             self.traffic.dropped += 1
             return
-        arrive = done + self.latency[src_dc, ndc]
-        faulty = self.now < self.faults.link_faults_until_s
+        first_byte = start + self.latency[src_dc, dst_dc] + 2 * wan.lan_latency_s
         copies = 1
+        faulty = self.now < self.faults.link_faults_until_s
         if faulty:
             if self.rng.random() < self.faults.loss:
                 self.traffic.dropped += 1
@@ -231,7 +230,20 @@ class Network:
                 copies = 2
         for _ in range(copies):
             jitter = self.rng.uniform(0, self.faults.reorder_jitter_s) if faulty else 0.0
-            self.at(arrive + jitter, self._hop, nxt, dst, final, message, payload, meta, via)
+            self._arrive(dst, first_byte + jitter, duration, message, nbytes)
+
+    def _arrive(self, dst: int, first_byte: float, duration: float, message: Any, nbytes: int) -> None:
+        """The receiver's NIC takes the bytes from when the first arrives, behind what it is still taking."""
+        start = max(first_byte, self.rx_busy[dst])
+        self.rx_busy[dst] = start + duration
+        self.rx_bytes[dst] += nbytes
+        self.at(start + duration, self._deliver, dst, message)
+
+    def _deliver(self, dst: int, message: Any) -> None:
+        if not self.up[dst]:
+            self.traffic.dropped += 1
+            return
+        self.deliver(dst, message)
 
     # -- faults
     def schedule_faults(self, on_crash: Callable[[int], None], on_restart: Callable[[int], None]) -> None:
