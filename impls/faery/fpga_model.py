@@ -19,7 +19,11 @@ Per cycle, in this order:
 
 The loop gives the scan cycles; fixed latencies (HBM read, score pipeline, K-selection
 pipeline, reading out the k sorted results) are added to give the total, which is the
-form of SNARY's closed model L = M/B + C.  Scores themselves are computed in float32
+form of SNARY's closed model L = M/B + C.
+
+`FpgaConfig` is the one description of the accelerator: this model and the RTL in
+`impls/faery/rtl/` both derive their parameters from it (the RTL through
+`impls.faery.rtl.params`), and the RTL's cycle counts are checked against this loop.  Scores themselves are computed in float32
 (a parallel numba kernel) before the loop: they are data, and their timing is what the
 loop models.
 
@@ -48,6 +52,22 @@ SNARY_CLOCK_MHZ = {512: 302.0, 1024: 285.0, 2048: 279.0, 4096: 235.0}
 # assumed, of the order the Xilinx Floating-Point Operator (PG060) reports at full speed.
 FP_MUL_CYCLES = 6
 FP_ADD_CYCLES = 8
+
+# Score arithmetic: "float" (fp32/fp16 operators, latencies above) or "int8" (SNARY's U50
+# build: int8 products, int32 sums, one register after the multiplies and after each
+# adder-tree level, as the RTL's score units are built).
+ARITHMETIC = ("float", "int8")
+# K-selector structure: "mni" (Matsumoto, Nakano & Ito, ISPDC 2015, the sorter FAERY and
+# SNARY cite: log2 K + 1 pipeline stages) or "shift-register" (the RTL's insertion sorter:
+# a score lands in its place in the cycle it is taken, so no stages beyond the loop's).
+SELECTORS = ("mni", "shift-register")
+
+# SNARY's Alveo U50 build: 16 HBM pseudo-channels read 32 bytes per beat each; the U50's
+# HBM2 gives 316 GB/s over 32 pseudo-channels (AMD DS965), 9.875 GB/s each, more than
+# 32 B at SNARY's clocks, so the 32-byte port is what bounds a channel.
+U50_CHANNELS = 16
+U50_PORT_BYTES = 32
+U50_CHANNEL_BYTES_PER_S = 316e9 / 32
 
 
 @dataclass(frozen=True)
@@ -81,6 +101,12 @@ class FpgaConfig:
     # HBM read latency: assumed about 100 ns, the order Shuhai (FCCM 2020) measured on
     # the U280's HBM.  It is a few dozen cycles, negligible against a scan.
     hbm_latency_s: float = 100e-9
+    # Every `hbm_stall_period`-th cycle of the scan HBM delivers nothing (as a refresh
+    # would); 0: never.  Assumed, for studying stalls; no source gives a figure.
+    hbm_stall_period: int = 0
+    # Score arithmetic and K-selector structure (ARITHMETIC, SELECTORS above).
+    arithmetic: str = "float"
+    selector: str = "mni"
 
     def __post_init__(self) -> None:
         for name in ("hbm_channels", "port_bytes", "access_bytes", "k_max", "read_buffer_accesses"):
@@ -99,6 +125,20 @@ class FpgaConfig:
             raise ValueError("FpgaConfig.channel_bytes_per_s must be positive and hbm_latency_s >= 0")
         if self.filter_depth is not None and self.filter_depth <= 0:
             raise ValueError(f"FpgaConfig.filter_depth must be positive, got {self.filter_depth}")
+        if self.hbm_stall_period < 0 or self.hbm_stall_period == 1:
+            raise ValueError(f"FpgaConfig.hbm_stall_period must be 0 (none) or at least 2, got {self.hbm_stall_period}")
+        if self.arithmetic not in ARITHMETIC:
+            raise ValueError(f"FpgaConfig.arithmetic must be one of {', '.join(ARITHMETIC)}, got {self.arithmetic!r}")
+        if self.selector not in SELECTORS:
+            raise ValueError(f"FpgaConfig.selector must be one of {', '.join(SELECTORS)}, got {self.selector!r}")
+
+    @classmethod
+    def snary_u50(cls, k_max: int = 1024, **changes) -> "FpgaConfig":
+        """SNARY's U50 configuration (16 channels x 32 B, int8 scores; 128-d int8 embeddings
+        then arrive 4 per cycle), with the RTL's shift-register K-selector."""
+        return cls(**{"hbm_channels": U50_CHANNELS, "port_bytes": U50_PORT_BYTES, "access_bytes": U50_PORT_BYTES,
+                      "channel_bytes_per_s": U50_CHANNEL_BYTES_PER_S, "k_max": k_max, "arithmetic": "int8",
+                      "selector": "shift-register", **changes})
 
     @property
     def clock(self) -> float:
@@ -119,8 +159,20 @@ class FpgaConfig:
 
     @property
     def selection_depth(self) -> int:
-        """Pipeline stages of the K-selector: O(log K) (Matsumoto, Nakano & Ito, ISPDC 2015)."""
-        return int(math.log2(self.k_max)) + 1
+        """Pipeline stages of the K-selector beyond the cycle the loop takes a score in:
+        O(log K) for Matsumoto, Nakano & Ito's sorter, none for the shift-register one."""
+        return int(math.log2(self.k_max)) + 1 if self.selector == "mni" else 0
+
+    @property
+    def hbm_latency_cycles(self) -> int:
+        return math.ceil(self.hbm_latency_s * self.clock)
+
+    def score_pipeline_cycles(self, dim: int) -> int:
+        """Register stages of one score unit: the multiply, then a balanced adder tree."""
+        levels = math.ceil(math.log2(max(dim, 1)))
+        if self.arithmetic == "int8":
+            return 1 + levels
+        return FP_MUL_CYCLES + FP_ADD_CYCLES * levels
 
 
 @dataclass(frozen=True)
@@ -159,9 +211,7 @@ def fixed_latency_cycles(config: FpgaConfig, dim: int, k: int) -> int:
     The loop itself already spends one cycle per stage on the first item; these are the
     pipeline depths beyond that, plus k cycles to read the sorted top-k out one per cycle.
     """
-    hbm = math.ceil(config.hbm_latency_s * config.clock)
-    score = FP_MUL_CYCLES + FP_ADD_CYCLES * math.ceil(math.log2(max(dim, 1)))  # multiply, adder tree
-    return hbm + score + config.selection_depth + k
+    return config.hbm_latency_cycles + config.score_pipeline_cycles(dim) + config.selection_depth + k
 
 
 def closed_form_cycles(config: FpgaConfig, n: int, dim: int, itemsize: int, k: int) -> float:
@@ -242,7 +292,7 @@ def _heap_offer(heap_s, heap_i, size, k, s, i):
 
 
 @numba.njit(cache=True)
-def _scan(scores, k, items_per_cycle, score_units, read_capacity, buffer_depth,
+def _scan(scores, k, items_per_cycle, score_units, read_capacity, buffer_depth, stall_period,
           heap_s, heap_i, trace_cycle, trace_passed):
     """Run the scan loop; fills the heap with the top k; returns (cycles, stalls, passed, peak fill)."""
     n = scores.shape[0]
@@ -294,7 +344,7 @@ def _scan(scores, k, items_per_cycle, score_units, read_capacity, buffer_depth,
                 if fill > peak:
                     peak = fill
         # 3. HBM delivers into the read buffer; a full buffer holds memory back.
-        if read < n:
+        if read < n and not (stall_period > 0 and cycle % stall_period == 0):
             credit += items_per_cycle
             whole = int(credit)
             got = min(whole, read_capacity - (read - done), n - read)
@@ -324,7 +374,8 @@ def simulate_scan(scores: np.ndarray, k: int, embedding_bytes: int, dim: int,
     trace_cycle = np.zeros(n if trace else 0, dtype=np.int64)
     trace_passed = np.zeros(n if trace else 0, dtype=np.bool_)
     loop, stalls, passed, peak = _scan(scores, k, lay.items_per_cycle, lay.score_units, lay.read_capacity,
-                                       config.buffer_depth, heap_s, heap_i, trace_cycle, trace_passed)
+                                       config.buffer_depth, config.hbm_stall_period,
+                                       heap_s, heap_i, trace_cycle, trace_passed)
     top_s, top_i = sort_topk(heap_s[None, :], heap_i[None, :], k)
     stats = ScanStats(items=n, k=k, cycles=loop + fixed_latency_cycles(config, dim, k), scan_cycles=loop,
                       stall_cycles=stalls, passed=passed, max_buffer_fill=peak, clock_hz=config.clock)
