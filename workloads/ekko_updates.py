@@ -8,7 +8,9 @@ Three pieces live here, shared by `impls/ekko` and its baselines:
   keys; several models receive updates in proportion to their inference-traffic share.
   `load_update_trace` reads the same stream from a CSV file.
 * `geo_latency_matrix`: one-way WAN latencies between data centres, derived from the
-  great-circle distance between real cities (see `DATA_CENTRES`).
+  great-circle distance between real cities (see `DATA_CENTRES`); `wan.latency` checks
+  it, and other matrices, the same way.
+* `at_rate`: a stream stretched or squeezed to a given mean update rate (the offered load).
 * `CtrModel` and `ClickStream`: an embedding + logistic-regression click-through-rate
   model trained online on a synthetic click stream whose item popularity drifts, so
   that update significance and inference quality (logloss) are real numbers.  Harmful
@@ -83,25 +85,6 @@ def geo_latency_matrix(n_dcs: int) -> np.ndarray:
     return lat
 
 
-def validate_latency_matrix(latency: np.ndarray, name: str = "latency") -> np.ndarray:
-    """A square, finite, non-negative latency matrix, or ValueError naming the bad entry.
-
-    An infinite or NaN entry means the two DCs cannot reach each other, which the
-    protocol does not support (every DC must be able to pull from every other).
-    """
-    lat = np.asarray(latency, dtype=float)
-    if lat.ndim != 2 or lat.shape[0] != lat.shape[1]:
-        raise ValueError(f"{name} must be a square matrix, got shape {lat.shape}")
-    bad = ~np.isfinite(lat)
-    if bad.any():
-        i, j = map(int, np.argwhere(bad)[0])
-        raise ValueError(f"{name}: DC {j} is unreachable from DC {i} (entry [{i},{j}] is {lat[i, j]})")
-    if (lat < 0).any():
-        i, j = map(int, np.argwhere(lat < 0)[0])
-        raise ValueError(f"{name}: negative latency {lat[i, j]} at [{i},{j}]")
-    return lat
-
-
 # --------------------------------------------------------------------------------------
 # Update stream
 # --------------------------------------------------------------------------------------
@@ -169,6 +152,18 @@ def generate_updates(n_updates: int, n_keys: int, duration_s: float, *, dim: int
     magnitudes = rng.lognormal(mean=-2.0, sigma=1.0, size=n_updates).astype(np.float32)
     values = rng.standard_normal((n_updates, dim)).astype(np.float32)
     return UpdateStream(times, keys, models, magnitudes, is_new, values, tuple(float(s) for s in shares), n_keys)
+
+
+def at_rate(stream: UpdateStream, updates_per_s: float) -> UpdateStream:
+    """The same updates, in the same order and spacing, stretched or squeezed to a mean of `updates_per_s`."""
+    if not (math.isfinite(updates_per_s) and updates_per_s > 0):
+        raise ValueError(f"updates_per_s must be positive and finite, got {updates_per_s}")
+    if len(stream) == 0:
+        return stream
+    span = stream.duration_s or 1.0 / updates_per_s
+    scale = len(stream) / updates_per_s / span
+    return UpdateStream(stream.times * scale, stream.keys, stream.models, stream.magnitudes, stream.is_new,
+                        stream.values, stream.model_shares, stream.n_keys)
 
 
 _TRACE_COLUMNS = ("time_s", "key", "model", "magnitude")

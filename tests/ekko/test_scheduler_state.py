@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from impls.ekko.quality import rollback_experiment, run_policy, scheduler_savings
+from impls.ekko.compression import Compression, DeltaEncoder
+from impls.ekko.quality import dissemination_savings, rollback_experiment, run_policy
 from impls.ekko.scheduler import PercentileEstimator, SchedulerConfig, SloScheduler
 from impls.ekko.state import CORRUPTED, HEALTHY, UNCERTAIN, ModelStateManager, StateManagerConfig
 
@@ -83,6 +84,29 @@ def test_fresh_replica_beats_stale_replica() -> None:
     assert stale.logloss > fresh.logloss and stale.staleness_mean_s > fresh.staleness_mean_s
 
 
-def test_scheduler_saves_rows() -> None:
-    r = scheduler_savings(60)
-    assert 0 < r["wan_bytes_saved_fraction"] < 1 and r["rows_sent_priority"] < r["rows_sent_fifo"]
+def test_scheduler_compression_and_both_save_bytes() -> None:
+    sched, comp, both = (dissemination_savings(60, v) for v in ("scheduler", "compression", "both"))
+    assert 0 < sched["bytes_saved_fraction"] < 1 and sched["rows_saved_fraction"] == sched["bytes_saved_fraction"]
+    assert comp["rows_saved_fraction"] == 0 and comp["bytes_saved_fraction"] == pytest.approx(1 - (9 + 4) / 36)
+    assert both["bytes_saved_fraction"] > max(sched["bytes_saved_fraction"], comp["bytes_saved_fraction"])
+    assert abs(comp["quality_loss"]) < 0.01       # int8 deltas with error feedback barely move the logloss
+
+
+@pytest.mark.parametrize("codec", ["fp16", "int8"])
+def test_error_feedback_keeps_the_replica_within_one_step(codec: str, fresh_rng) -> None:
+    rows, dim = 50, 9
+    initial = fresh_rng.standard_normal((rows, dim))
+    fed, plain = DeltaEncoder(Compression(codec, True), initial), DeltaEncoder(Compression(codec, False), initial)
+    target, held_fed, held_plain = initial.copy(), initial.copy(), initial.copy()
+    ids = np.arange(rows)
+    for _ in range(200):   # the trainer moves each row a little, and each change is shipped
+        target += 0.01 * fresh_rng.standard_normal((rows, dim))
+        held_fed = fed.ship(ids, target, held_fed)
+        held_plain = plain.ship(ids, target, held_plain)
+        np.testing.assert_allclose(target - held_fed, fed.residual, atol=1e-12)
+    # With feedback the replica is off by one residual (deltas are ~0.01, an int8 step ~1e-4);
+    # without it, the errors of successive deltas add up.
+    assert np.abs(fed.residual).max() < 1e-3
+    assert np.abs(target - held_plain).mean() > np.abs(target - held_fed).mean()
+    with pytest.raises(ValueError, match="codec"):
+        Compression("zip")

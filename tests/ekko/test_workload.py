@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workloads.ekko_updates import (ClickStream, CtrModel, generate_updates, geo_latency_matrix,
-                                    load_update_trace, logloss, validate_latency_matrix)
+from wan.latency import validate_latency_matrix
+from workloads.ekko_updates import (ClickStream, CtrModel, at_rate, generate_updates, geo_latency_matrix,
+                                    load_update_trace, logloss)
 
 
 def test_stream_shape_popularity_and_new_keys() -> None:
@@ -79,3 +80,14 @@ def test_ctr_model_learns() -> None:
         touched, delta = model.train_step(u, i, y)
         assert len(touched) == len(delta) and np.all(delta >= 0)
     assert np.mean(losses[-10:]) < np.mean(losses[:10])
+
+
+def test_at_rate_keeps_order_and_spacing(fresh_rng) -> None:
+    s = generate_updates(500, 1000, 2.0, seed=int(fresh_rng.integers(1 << 16)))
+    rate = float(fresh_rng.uniform(10, 10_000))
+    r = at_rate(s, rate)
+    assert len(r) / r.duration_s == pytest.approx(rate)
+    np.testing.assert_allclose(r.times / r.duration_s, s.times / s.duration_s)
+    np.testing.assert_array_equal(r.keys, s.keys)
+    with pytest.raises(ValueError, match="updates_per_s"):
+        at_rate(s, 0.0)
