@@ -195,12 +195,17 @@ def reproduce(ctx: click.Context, tier: str, system: str | None, backend: str | 
                        err=True)
             sys.exit(130)
         click.echo(f"recmine: {len(summary.measured)} measured, {len(summary.resumed)} already stored, "
-                   f"{len(summary.skipped)} skipped, {len(summary.failed)} failed", err=True)
+                   f"{len(summary.skipped)} skipped, {len(summary.failed)} failed "
+                   f"(load average {os.getloadavg()[0]:.2f})", err=True)
         for reason in sorted(set(summary.skipped.values())):
             n = sum(1 for r in summary.skipped.values() if r == reason)
             click.echo(f"  skipped {n}: {reason}", err=True)
         for exp_id, error in summary.failed.items():
             click.echo(f"  FAILED {exp_id}: {error}", err=True)
+        if summary.unstable:  # pyperf's warning: the figure may not mean what it says
+            click.echo(f"recmine: warning: {len(summary.unstable)} measurement(s) unstable (interquartile range "
+                       f"above 10% of the median; load average {os.getloadavg()[0]:.2f}), e.g. "
+                       f"{summary.unstable[0]}: rerun them with --force on a quieter machine", err=True)
         if claim_id is not None:
             _echo_claims(_verdicts([claims_mod.get(claim_id)], store_path), 1, store_path)
         if not no_report:

@@ -65,7 +65,8 @@ class Measurement:
 
     def stats(self) -> dict[str, float]:
         return {"median": self.median, "q1": self.q1, "q3": self.q3, "iqr": self.iqr,
-                "min": float(min(self.samples)), "max": float(max(self.samples)), "n": len(self.samples)}
+                "min": float(min(self.samples)), "max": float(max(self.samples)), "n": len(self.samples),
+                "unstable": self.unstable}
 
 
 def measure(fn: Callable[[], Any], settings: Settings = Settings(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import traceback
@@ -54,7 +55,8 @@ def run(exp: Experiment, settings: Settings = Settings(), check: bool = True) ->
                 metrics.update({k: float(v) for k, v in trial.metrics(result).items()})
         if check:
             opened.check(result)
-        stats = {**stats, **opened.threads.provenance()}
+        # The load beside every figure: a busy machine explains a slow or unstable one.
+        stats = {**stats, **opened.threads.provenance(), "load_average_1min": os.getloadavg()[0]}
     return Outcome(exp, value, samples, stats, metrics, peak, result)
 
 
@@ -119,6 +121,7 @@ class Summary:
     resumed: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    unstable: list[str] = field(default_factory=list)   # measured, but with a spread above 10% of the median
 
 
 def run_all(session: Session, exps: Iterable[Experiment], settings: Settings, force: bool = False,
@@ -154,6 +157,8 @@ def run_all(session: Session, exps: Iterable[Experiment], settings: Settings, fo
             else:
                 session.record(exp, outcome)
                 summary.measured.append(exp.id)
+                if outcome.stats.get("unstable"):
+                    summary.unstable.append(exp.id)
         finally:  # on Ctrl-C too: nothing is stored for the interrupted experiment, and its claim goes
             session.release(exp)
     return summary
