@@ -165,10 +165,13 @@ def run_one(experiment_id: str, quick: bool) -> None:
               help="only the experiments behind this claim (`recmine claims` shows the ids), then its verdict")
 @click.option("--dry-run", is_flag=True,
               help="run nothing: list the experiments per claim, what each needs, and an estimated time")
+@click.option("--ray", "ray_address", metavar="ADDRESS",
+              help="run on a Ray cluster: auto (join the running one), local (start one for this run) or HOST:PORT")
+@click.option("--pack", is_flag=True, help="with --ray: let timed experiments share a node's cores")
 @click.pass_context
 def reproduce(ctx: click.Context, tier: str, system: str | None, backend: str | None, workload: str | None,
               where: tuple[str, ...], store_path: Path, out: Path, force: bool, no_report: bool,
-              claim_id: str | None, dry_run: bool) -> None:
+              claim_id: str | None, dry_run: bool, ray_address: str | None, pack: bool) -> None:
     """Run every experiment of a tier (resuming a previous run), then write the report."""
     from harness import claims as claims_mod
     from harness import report
@@ -183,13 +186,23 @@ def reproduce(ctx: click.Context, tier: str, system: str | None, backend: str | 
     if dry_run:
         _echo_plan(exps, tier, store_path, claim_id)
         return
+    if pack and ray_address is None:
+        raise UserError("--pack only applies with --ray")
+    if ray_address is not None:
+        from harness import cluster
+
+        cluster.require_ray()  # before anything is opened: one line naming the extra
     if not no_report:
         _check_writable_dir(out, "--out")
     with _open_store(store_path) as store:
         session = Session(store, "recmine " + shlex.join(sys.argv[1:]), tier)
         click.echo(f"recmine: {len(exps)} experiments ({tier} tier) → {store_path}", err=True)
         try:
-            summary = run_all(session, exps, Settings.for_tier(tier), force=force, debug=ctx.obj["debug"])
+            if ray_address is None:
+                summary = run_all(session, exps, Settings.for_tier(tier), force=force, debug=ctx.obj["debug"])
+            else:
+                summary = cluster.run_all_on_ray(ray_address, session, exps, Settings.for_tier(tier), force=force,
+                                                 pack=pack, debug=ctx.obj["debug"])
         except KeyboardInterrupt:
             click.echo("\nrecmine: interrupted; every finished result is stored. Run the same command to resume.",
                        err=True)

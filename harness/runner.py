@@ -100,8 +100,13 @@ class Session:
     def release(self, exp: Experiment) -> None:
         self.store.release(exp.id, self.commit, self.machine_id, self.run_id)
 
-    def record(self, exp: Experiment, outcome: Outcome | None = None, error: str | None = None) -> int:
+    def record(self, exp: Experiment, outcome: Outcome | None = None, error: str | None = None,
+               node: dict[str, Any] | None = None) -> int:
+        """Store one row; `node` is the provenance (machine_id, machine, versions, device) of the cluster
+        node that measured it (harness.cluster), where that is not this machine."""
         threads = outcome.stats.get("numba_threads") if outcome is not None else None
+        node = node or {"machine_id": self.machine_id, "machine": self.machine, "versions": self.versions,
+                        "device": device_name(exp)}
         return self.store.add(
             run_id=self.run_id, experiment_id=exp.id, system=exp.system, impl=exp.impl, backend=exp.backend,
             workload=exp.workload, params=exp.p, kind=exp.kind, tier=self.tier,
@@ -111,8 +116,8 @@ class Session:
             stats={} if outcome is None else outcome.stats,
             metrics={} if outcome is None else outcome.metrics,
             peak_memory_bytes=None if outcome is None else outcome.peak_memory_bytes,
-            threads=threads, device=device_name(exp),
-            git_commit=self.commit, machine_id=self.machine_id, machine=self.machine, versions=self.versions)
+            threads=threads, device=node["device"], git_commit=self.commit,
+            machine_id=node["machine_id"], machine=node["machine"], versions=node["versions"])
 
 
 @dataclass
@@ -124,17 +129,23 @@ class Summary:
     unstable: list[str] = field(default_factory=list)   # measured, but with a spread above 10% of the median
 
 
+def progress_bar(exps: "Iterable[Experiment] | int", progress: bool = True) -> Any:
+    """The experiments' progress bar on stderr (done, left, ETA); pass a count to update it by hand."""
+    from tqdm import tqdm
+
+    total = exps if isinstance(exps, int) else None
+    return tqdm(None if total is not None else exps, total=total, desc="experiments", unit="exp",
+                disable=not progress, file=sys.stderr, mininterval=0.1 if sys.stderr.isatty() else 10.0,
+                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}")
+
+
 def run_all(session: Session, exps: Iterable[Experiment], settings: Settings, force: bool = False,
             progress: bool = True, debug: bool = False) -> Summary:
     """Run experiments in order, storing each result as it completes; resumable."""
-    from tqdm import tqdm
-
     exps = list(exps)
     summary = Summary()
     interactive = sys.stderr.isatty()
-    bar = tqdm(exps, desc="experiments", unit="exp", disable=not progress, file=sys.stderr,
-               mininterval=0.1 if interactive else 10.0,
-               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}")
+    bar = progress_bar(exps, progress)
     for exp in bar:
         if interactive:
             bar.set_postfix_str(exp.id[-60:], refresh=False)
