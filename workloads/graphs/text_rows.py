@@ -23,6 +23,7 @@ from workloads.limits import quote
 
 INT64_MAX = 2**63 - 1
 _OK, _NOT_DIGITS, _TOO_LARGE, _COLUMNS = 0, 1, 2, 3
+_SHOWN_BYTES = 200  # of a bad token or line, read back for its message
 
 
 @numba.njit(cache=True, inline="always")
@@ -106,7 +107,7 @@ def _message(path: Path, data: np.ndarray, code: int, line: int, offset: int, to
     token = _bytes_at(data, offset, stop_at_blank=True)
     if not _is_text(token):
         return f"{path}: not a text file (line {line} holds {quote(token)})"
-    shown = token.decode() if len(token) <= 30 else quote(token)
+    shown = token.decode(errors="backslashreplace") if len(token) <= 30 else quote(token)
     if code == _TOO_LARGE:
         return f"{path}, line {line}: {_noun(what)} {shown} is larger than 2^63 - 1"
     if token[:1] == b"-" and token[1:].isdigit():
@@ -118,7 +119,7 @@ def _noun(what: str) -> str:
     return "vertex id" if what in ("edge", "entry") else f"{what} value"
 
 
-def _bytes_at(data: np.ndarray, offset: int, stop_at_blank: bool, limit: int = 200) -> bytes:
+def _bytes_at(data: np.ndarray, offset: int, stop_at_blank: bool, limit: int = _SHOWN_BYTES) -> bytes:
     """The token (or the rest of the line) at `offset`, at most `limit` bytes."""
     chunk = bytes(data[offset:offset + limit])
     for position, byte in enumerate(chunk):
@@ -128,11 +129,11 @@ def _bytes_at(data: np.ndarray, offset: int, stop_at_blank: bool, limit: int = 2
 
 
 def _is_text(raw: bytes) -> bool:
-    """No control bytes, and UTF-8 (a sequence cut short at the end of `raw` allowed)."""
+    """No control bytes, and UTF-8 (a sequence cut short allowed only where `_bytes_at` cut the token)."""
     if any(byte < 32 for byte in raw):
         return False
     try:
-        codecs.getincrementaldecoder("utf-8")().decode(raw, final=False)
+        codecs.getincrementaldecoder("utf-8")().decode(raw, final=len(raw) < _SHOWN_BYTES)
     except UnicodeDecodeError:
         return False
     return True
