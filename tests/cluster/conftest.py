@@ -50,3 +50,12 @@ def node_ids() -> dict[str, str]:
                 if name.startswith("node_") and not name.startswith("node:"):
                     out[name] = node["NodeID"]
     return out
+
+
+@pytest.fixture(scope="session")
+def citeseer():
+    from pathlib import Path
+
+    from workloads.graphs import load
+
+    return load(Path(__file__).resolve().parents[2] / "workloads" / "data" / "citeseer" / "graph")
