@@ -16,6 +16,13 @@ A backend is a module `impls.faery.<module>` defining a class `Searcher`:
     .set_rows(ids, vectors)     overwrite rows in place (ids int64, vectors of the corpus dtype).
     .append(vectors)            add rows at the end, with amortised capacity growth.
 
+Optional, for a backend whose scan checks every score it computes:
+
+    .search_unchecked(queries, k)   search a corpus nobody has checked for NaN/Inf:
+                                raises `NonFiniteScore` at a NaN or Inf score, and returns
+                                (scores, ids, the largest row norm it saw).  One-call
+                                `search()` uses it to skip a separate pass over the corpus.
+
 Callers (`Index`, `Cluster`, `search`) validate inputs once; backends trust them.
 """
 
@@ -45,6 +52,15 @@ class Searcher(Protocol):
     def set_rows(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
 
     def append(self, vectors: np.ndarray) -> None: ...
+
+
+class NonFiniteScore(ValueError):
+    """A scan met a NaN or Inf score: the row holds NaN or Inf, or its score overflows float32."""
+
+    def __init__(self, row: int) -> None:
+        super().__init__(f"a score against corpus row {row} is NaN or Inf: the row holds NaN or Inf, "
+                         "or its inner product with a query exceeds float32's range")
+        self.row = row
 
 
 def searcher_class(backend: str) -> type[Searcher]:

@@ -10,6 +10,16 @@ Per chunk and per block of ROW_BLOCK rows:
 The threads' heaps are then merged.  The corpus is read from memory once per search,
 whatever the batch size: each row block is reused by all queries while it is hot.
 
+Large batches (B >= GEMM_MIN_BATCH) score tiles with BLAS instead (`_search_gemm`):
+an sgemm of all queries against a tile of rows, into a score tile of about 1 MiB, then
+the same filter and K-selection over it while it is in cache.  No score matrix over
+the corpus exists on either path.
+
+Validation happens in the scan: a NaN or Inf score (from a NaN/Inf in the row, or a
+score beyond float32) stops the search with `NonFiniteScore` naming the row.  The
+kernels are compiled without fastmath's no-NaN/no-Inf assumptions so such scores
+reach the check as IEEE arithmetic makes them.
+
 Chunks are handed out dynamically to one nogil numba worker per thread, rather than
 split statically by numba's prange: on a shared machine a descheduled thread then
 delays only its current chunk, not a fixed share of the scan.
@@ -17,19 +27,26 @@ delays only its current chunk, not a fixed share of the scan.
 Ties: rows are scanned in increasing id within a chunk and only a strictly better
 score enters the heap, so an equal score never displaces a lower id; the merge
 sorts by (score desc, id asc).  fp16 corpora are widened to fp32 one block at a
-time with an exact bit-level conversion (numba has no float16 type on the CPU).
+time, exactly (subnormals, Inf and NaN included): with F16C's vcvtph2ps where the CPU
+has it (an LLVM `fpext half` that the loop vectoriser turns into the vector
+instruction), else with a bit-level conversion.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
+from llvmlite import binding as llvm_binding
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
-from impls.faery.backend import RowStore, heap_replace_root, sort_topk
+from impls.faery.backend import NonFiniteScore, RowStore, heap_replace_root, sort_topk
 
 ROW_BLOCK = 64          # rows scored at once: 64 x 128 fp32 = 32 KB, an L1/L2-sized block
 QUERY_TILE = 32         # queries scored against one row block before filtering
@@ -37,9 +54,17 @@ CHUNKS_PER_THREAD = 8   # spare chunks so a slow thread does not hold up the oth
 MIN_CHUNK_ROWS = 4096
 MAX_CHUNK_ROWS = 1 << 16  # 32 MB of fp32 d=128 rows: fine-grained enough to balance
 _HALF_TO_FLOAT_SCALE = np.float32(2.0 ** 112)  # re-biases a half's exponent field inside a float32
+# Batches from this size score with BLAS tiles.  Measured in PERFORMANCE.md ("Choosing the
+# path"): 1M x 128 fp32, 2 threads, one process, BLAS vs the numba kernel: B = 16 0.88x,
+# B = 32 0.83x, B = 64 1.02x, B = 128 1.21x, B = 256 1.35x.
+GEMM_MIN_BATCH = 128
+GEMM_SCORE_TILE_BYTES = 1 << 20  # queries x tile rows of fp32 scores: filtered while still in cache
+# fastmath without its no-NaN/no-Inf assumptions: the scan must see NaN and Inf scores.
+_FAST = {"contract", "reassoc", "nsz", "arcp"}
+HAS_F16C = bool(llvm_binding.get_host_cpu_features().get("f16c", False))
 
 
-@numba.njit(cache=True, fastmath=True, nogil=True)  # scores of finite inputs: no NaN/Inf to preserve
+@numba.njit(cache=True, fastmath=_FAST, nogil=True)
 def _score_rows(block, queries, q0, q1, out):
     """out[q - q0, r] = block[r] . queries[q], a register block of 2 rows x 4 queries at a time.
 
@@ -80,7 +105,7 @@ def _score_rows(block, queries, q0, q1, out):
             out[q - q0, r] = _dot(block[r], queries[q])
 
 
-@numba.njit(cache=True, fastmath=True, nogil=True)
+@numba.njit(cache=True, fastmath=_FAST, nogil=True)
 def _dot(a, b):
     acc = np.float32(0.0)
     for j in range(a.shape[0]):
@@ -88,61 +113,112 @@ def _dot(a, b):
     return acc
 
 
-@numba.njit(cache=True, nogil=True)
-def _widen_half(src_bits, r0, r1, bits, as_float):
-    """float16 rows (as uint16 bits) -> float32, exactly, subnormals included.
+@intrinsic
+def _half_bits_to_float(typingctx, bits):
+    """float32 of a float16 given as its uint16 bits: LLVM's exact `fpext half` (vcvtph2ps with F16C)."""
+    if bits != types.uint16:
+        return None
 
-    Moving a half's exponent+mantissa up 13 bits gives a float32 whose value is the
-    half's times 2**-112 (normal and subnormal alike); one multiply restores it.
-    """
+    def codegen(context, builder, signature, args):
+        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+    return types.float32(types.uint16), codegen
+
+
+@numba.njit(cache=True, nogil=True)
+def _widen_half_f16c(src_bits, r0, r1, out):
+    """float16 rows r0..r1 (as uint16 bits) -> out (float32), vectorised into vcvtph2ps."""
     d = src_bits.shape[1]
     for i in range(r1 - r0):
         for j in range(d):
-            h = np.uint32(src_bits[r0 + i, j])
-            bits[i, j] = ((h & np.uint32(0x7FFF)) << np.uint32(13)) | ((h & np.uint32(0x8000)) << np.uint32(16))
-    for i in range(r1 - r0):
-        for j in range(d):
-            as_float[i, j] *= _HALF_TO_FLOAT_SCALE
-
-
-@numba.njit(cache=True, fastmath=True, nogil=True)  # finite scores only
-def _block_max(scores, rows):
-    m = scores[0]
-    for r in range(1, rows):
-        m = max(m, scores[r])
-    return m
+            out[i, j] = _half_bits_to_float(src_bits[r0 + i, j])
 
 
 @numba.njit(cache=True, nogil=True)
-def _scan_chunk(corpus32, corpus16, is_half, queries, live, use_live, lo, hi, hs, hid):
-    """Offer rows [lo, hi) to the per-query heaps hs/hid (B, k); returns the filter's survivors."""
+def _widen_half_bits(src_bits, r0, r1, out):
+    """The same conversion without F16C, from the bits (LLVM would call a runtime routine).
+
+    Moving a half's exponent+mantissa up 13 bits gives a float32 whose value is the
+    half's times 2**-112 (normal and subnormal alike); one multiply restores it.
+    An all-ones exponent (Inf, NaN) is set to float32's all-ones exponent instead.
+    """
+    d = src_bits.shape[1]
+    bits = out.view(np.uint32)
+    for i in range(r1 - r0):
+        for j in range(d):
+            h = np.uint32(src_bits[r0 + i, j])
+            w = ((h & np.uint32(0x7FFF)) << np.uint32(13)) | ((h & np.uint32(0x8000)) << np.uint32(16))
+            if h & np.uint32(0x7C00) == np.uint32(0x7C00):
+                w |= np.uint32(0x7F800000)
+            bits[i, j] = w
+    for i in range(r1 - r0):
+        for j in range(d):
+            out[i, j] *= _HALF_TO_FLOAT_SCALE
+
+
+_widen_half = _widen_half_f16c if HAS_F16C else _widen_half_bits
+
+
+@numba.njit(cache=True, fastmath=_FAST, nogil=True)
+def _block_max(scores, rows):
+    """The largest of scores[:rows], or NaN when any of them is NaN or Inf.
+
+    s * 0 is 0 for a finite s and NaN for NaN or Inf, so the sum of those products
+    poisons the maximum exactly then: the validation rides on the vectorised max.
+    """
+    m = scores[0]
+    poison = scores[0] * np.float32(0.0)
+    for r in range(1, rows):
+        m = max(m, scores[r])
+        poison += scores[r] * np.float32(0.0)
+    return m + poison
+
+
+@numba.njit(cache=True, fastmath=_FAST, nogil=True)
+def _peak_norm2(block, peak):
+    """max(peak, the largest squared row norm of block); Inf when one exceeds float32."""
+    for r in range(block.shape[0]):
+        peak = max(peak, _dot(block[r], block[r]))
+    return peak
+
+
+@numba.njit(cache=True, nogil=True)
+def _scan_chunk(corpus32, corpus16, is_half, queries, live, use_live, lo, hi, hs, hid, bad, peak):
+    """Offer rows [lo, hi) to the per-query heaps hs/hid (B, k); returns the filter's survivors.
+
+    Stops at a block with a NaN or Inf score, its row in bad[0].  With peak[0] >= 0 it
+    also keeps there the largest squared row norm seen (for the one-call score-range check).
+    """
     d = queries.shape[1]
     b = queries.shape[0]
     block_scores = np.empty((QUERY_TILE, ROW_BLOCK), dtype=np.float32)
-    bits = np.empty((ROW_BLOCK, d), dtype=np.uint32)
-    widened = bits.view(np.float32)
+    widened = np.empty((ROW_BLOCK, d), dtype=np.float32)
     survivors = 0
     for r0 in range(lo, hi, ROW_BLOCK):
         r1 = min(hi, r0 + ROW_BLOCK)
         rows = r1 - r0
         if is_half:
-            _widen_half(corpus16, r0, r1, bits, widened)
+            _widen_half(corpus16, r0, r1, widened)
             block = widened[:rows]
         else:
             block = corpus32[r0:r1]
+        if peak[0] >= 0:
+            peak[0] = _peak_norm2(block, peak[0])
         for q0 in range(0, b, QUERY_TILE):
             q1 = min(b, q0 + QUERY_TILE)
             _score_rows(block, queries, q0, q1, block_scores)
-            survivors += _filter_block(block_scores[:q1 - q0, :rows], q0, r0, live, use_live, hs, hid)
+            survivors += _filter_block(block_scores[:q1 - q0, :rows], q0, r0, live, use_live, hs, hid, bad)
+            if bad[0] >= 0:
+                return survivors
     return survivors
 
 
 @numba.njit(cache=True, nogil=True)
-def _filter_block(scores, q0, r0, live, use_live, hs, hid):
+def _filter_block(scores, q0, r0, live, use_live, hs, hid, bad):
     """Offer scores[q, r] (query q0 + q, row r0 + r) to the heaps, ROW_BLOCK columns at a time.
 
     A column block whose maximum does not beat the query's K-th best is dropped whole
-    (one vectorised max); otherwise each score beating it goes to K-selection.
+    (one vectorised max); otherwise each score beating it goes to K-selection.  A block
+    holding a NaN or Inf score puts the first such row of it (over all queries) in bad[0].
     """
     nq, cols = scores.shape
     survivors = 0
@@ -153,8 +229,16 @@ def _filter_block(scores, q0, r0, live, use_live, hs, hid):
         threshold = heap_s[0]
         for c0 in range(0, cols, ROW_BLOCK):
             c1 = min(cols, c0 + ROW_BLOCK)
-            if _block_max(row_scores[c0:c1], c1 - c0) <= threshold:
+            top = _block_max(row_scores[c0:c1], c1 - c0)
+            if top <= threshold:
                 continue
+            if top != top:  # NaN: some score of the block is NaN or Inf
+                for c in range(c0, c1):
+                    if not math.isfinite(row_scores[c]):
+                        if bad[0] < 0 or r0 + c < bad[0]:
+                            bad[0] = r0 + c
+                        break
+                break
             for c in range(c0, c1):
                 s = row_scores[c]
                 if s > threshold and (not use_live or live[r0 + c]):
@@ -179,6 +263,7 @@ class Searcher:
     def __init__(self, corpus: np.ndarray) -> None:
         self._store = RowStore(corpus)
         self.last_pass_rate = float("nan")  # filter survivors / scores, of the last search
+        self.last_path = ""  # "fused" or "gemm": the scoring path of the last search
 
     @property
     def n_rows(self) -> int:
@@ -191,32 +276,104 @@ class Searcher:
         self._store.append(vectors)
 
     def search(self, queries: np.ndarray, k: int, live: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        scores, ids, _ = self._search(queries, k, live, track_norms=False)
+        return scores, ids
+
+    def search_unchecked(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """`search` over a corpus nobody has checked: also returns its largest row norm, as the scan saw it.
+
+        NaN/Inf are caught by the scan (`NonFiniteScore`); the norm is computed from the
+        rows while they are in cache (inf when a squared norm exceeds float32).
+        """
+        return self._search(queries, k, None, track_norms=True)
+
+    def _search(self, queries: np.ndarray, k: int, live: np.ndarray | None,
+                track_norms: bool) -> tuple[np.ndarray, np.ndarray, float]:
         corpus = self._store.rows
-        n, d = corpus.shape
         b = queries.shape[0]
-        workers = _worker_count()
-        chunk_rows = min(MAX_CHUNK_ROWS, max(MIN_CHUNK_ROWS, -(-n // (workers * CHUNKS_PER_THREAD))))
-        chunk_rows = -(-chunk_rows // ROW_BLOCK) * ROW_BLOCK
-        n_chunks = -(-n // chunk_rows)
-        workers = min(workers, n_chunks)
-        heap_scores = np.full((workers, b, k), -np.inf, dtype=np.float32)
-        heap_ids = np.full((workers, b, k), -1, dtype=np.int64)
-        is_half = corpus.dtype == np.float16
-        args = (np.empty((0, d), dtype=np.float32) if is_half else corpus,
-                corpus.view(np.uint16) if is_half else np.empty((0, d), dtype=np.uint16), is_half,
-                queries, live if live is not None else np.ones(1, dtype=bool), live is not None)
-        next_chunk = itertools.count()  # shared: each worker takes the next unscanned chunk
-
-        def work(w: int) -> int:
-            survivors = 0
-            while (c := next(next_chunk)) < n_chunks:
-                survivors += _scan_chunk(*args, c * chunk_rows, min(n, (c + 1) * chunk_rows),
-                                         heap_scores[w], heap_ids[w])
-            return survivors
-
-        helpers = [_POOL.submit(work, w) for w in range(1, workers)]
-        passed = work(0) + sum(h.result() for h in helpers)
-        self.last_pass_rate = passed / (n * b)
+        live_mask = live if live is not None else np.ones(1, dtype=bool)
+        bad = np.full(1, -1, dtype=np.int64)
+        peak = np.full(1, 0.0 if track_norms else -1.0, dtype=np.float32)
+        if b >= GEMM_MIN_BATCH:
+            self.last_path = "gemm"
+            heap_scores, heap_ids, passed = _search_gemm(corpus, queries, k, live_mask, live is not None, bad, peak)
+        else:
+            self.last_path = "fused"
+            heap_scores, heap_ids, passed = _search_fused(corpus, queries, k, live_mask, live is not None, bad, peak)
+        if bad[0] >= 0:
+            raise NonFiniteScore(int(bad[0]))
+        self.last_pass_rate = passed / (corpus.shape[0] * b)
+        workers = heap_scores.shape[0]
         merged_scores = heap_scores.transpose(1, 0, 2).reshape(b, workers * k)
         merged_ids = heap_ids.transpose(1, 0, 2).reshape(b, workers * k)
-        return sort_topk(merged_scores, merged_ids, k)
+        scores, ids = sort_topk(merged_scores, merged_ids, k)
+        return scores, ids, math.sqrt(peak[0]) if track_norms else float("nan")
+
+
+def _search_fused(corpus, queries, k, live, use_live, bad, peak):
+    """The fused numba kernel on every worker; returns per-worker heaps (W, B, k) and survivors."""
+    n, d = corpus.shape
+    b = queries.shape[0]
+    workers = _worker_count()
+    chunk_rows = min(MAX_CHUNK_ROWS, max(MIN_CHUNK_ROWS, -(-n // (workers * CHUNKS_PER_THREAD))))
+    chunk_rows = -(-chunk_rows // ROW_BLOCK) * ROW_BLOCK
+    n_chunks = -(-n // chunk_rows)
+    workers = min(workers, n_chunks)
+    heap_scores = np.full((workers, b, k), -np.inf, dtype=np.float32)
+    heap_ids = np.full((workers, b, k), -1, dtype=np.int64)
+    bad_rows = np.full((workers, 1), -1, dtype=np.int64)
+    peaks = np.repeat(peak[None, :], workers, axis=0)
+    is_half = corpus.dtype == np.float16
+    args = (np.empty((0, d), dtype=np.float32) if is_half else corpus,
+            corpus.view(np.uint16) if is_half else np.empty((0, d), dtype=np.uint16), is_half,
+            queries, live, use_live)
+    next_chunk = itertools.count()  # shared: each worker takes the next unscanned chunk
+
+    def work(w: int) -> int:
+        survivors = 0
+        while (bad_rows < 0).all() and (c := next(next_chunk)) < n_chunks:
+            survivors += _scan_chunk(*args, c * chunk_rows, min(n, (c + 1) * chunk_rows),
+                                     heap_scores[w], heap_ids[w], bad_rows[w], peaks[w])
+        return survivors
+
+    helpers = [_POOL.submit(work, w) for w in range(1, workers)]
+    passed = work(0) + sum(h.result() for h in helpers)
+    found = bad_rows[bad_rows >= 0]
+    if found.size:
+        bad[0] = found.min()
+    peak[0] = peaks.max()
+    return heap_scores, heap_ids, passed
+
+
+def _search_gemm(corpus, queries, k, live, use_live, bad, peak):
+    """Large batches: BLAS scores a tile of rows against every query, numba filters it.
+
+    Both run on this thread, one after the other: BLAS uses its own thread pool (pinned
+    by the harness to the experiment's threads), so it never runs while a numba call
+    does, and the filter reads the score tile while it is still in cache.
+    """
+    n, d = corpus.shape
+    b = queries.shape[0]
+    tile_rows = max(ROW_BLOCK, GEMM_SCORE_TILE_BYTES // (4 * b) // ROW_BLOCK * ROW_BLOCK)
+    heap_scores = np.full((1, b, k), -np.inf, dtype=np.float32)
+    heap_ids = np.full((1, b, k), -1, dtype=np.int64)
+    tile_scores = np.empty(b * tile_rows, dtype=np.float32)
+    is_half = corpus.dtype == np.float16
+    widened = np.empty((tile_rows, d), dtype=np.float32) if is_half else None
+    bits = corpus.view(np.uint16) if is_half else None
+    passed = 0
+    for r0 in range(0, n, tile_rows):
+        r1 = min(n, r0 + tile_rows)
+        if is_half:
+            _widen_half(bits, r0, r1, widened)
+            block = widened[:r1 - r0]
+        else:
+            block = corpus[r0:r1]
+        if peak[0] >= 0:
+            peak[0] = _peak_norm2(block, peak[0])
+        scores = tile_scores[:b * (r1 - r0)].reshape(b, r1 - r0)  # contiguous, also for the last tile
+        np.matmul(queries, block.T, out=scores)
+        passed += _filter_block(scores, 0, r0, live, use_live, heap_scores[0], heap_ids[0], bad)
+        if bad[0] >= 0:
+            break
+    return heap_scores, heap_ids, passed

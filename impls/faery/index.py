@@ -8,14 +8,25 @@ deleted id never appears again and is never reused.
 Scores are float32: a query whose scores could exceed its range (largest row norm
 times query norm, see `workloads.embeddings.check_score_range`) is refused, not
 answered with Inf scores and arbitrary ids.
+
+One-call `search()` on a backend that checks its scores in the scan (the CPU's
+`search_unchecked`) makes no separate pass over the corpus: a NaN or Inf in it shows
+as a NaN or Inf score, and the largest row norm comes from the scan; only then, or
+when that norm puts the scores near float32's limit, do the usual checks run, so the
+errors are the ones `Index` gives.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from impls.faery.backend import Searcher, searcher_class
-from workloads.embeddings import as_corpus, as_queries, check_k, check_score_range, max_row_norm
+from impls.faery.backend import NonFiniteScore, Searcher, searcher_class
+from workloads.embeddings import (FLOAT_DTYPES, SCORE_LIMIT, as_corpus, as_queries, check_k, check_score_range,
+                                  max_row_norm)
+
+# The scan's float32 row norm may differ from max_row_norm's in the last bits: within this
+# margin of the limit the exact check decides, so the answer is the one Index gives.
+_NORM_MARGIN = 1e-3
 
 
 class Index:
@@ -111,4 +122,27 @@ class Index:
 
 def search(corpus: np.ndarray, queries: np.ndarray, k: int, backend: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k of `queries` against `corpus` by inner product: (scores float32, ids int64), each (B, k)."""
-    return Index(corpus, backend).search(queries, k)
+    cls = searcher_class(backend)
+    if not hasattr(cls, "search_unchecked"):
+        return Index(corpus, backend).search(queries, k)
+    rows = _as_scanned_corpus(corpus)
+    queries = as_queries(queries, rows.shape[1])
+    k = check_k(k, rows.shape[0], cls.k_limit, f"the faery {backend} backend")
+    try:
+        scores, ids, scanned_norm = cls(rows).search_unchecked(queries, k)
+    except NonFiniteScore:
+        as_corpus(rows)  # names the first NaN/Inf, row and column
+        check_score_range(max_row_norm(rows), queries)  # or the overflow
+        raise
+    if not scanned_norm * max_row_norm(queries) < SCORE_LIMIT * (1 - _NORM_MARGIN):
+        check_score_range(max_row_norm(rows), queries)
+    return scores, ids
+
+
+def _as_scanned_corpus(corpus: object) -> np.ndarray:
+    """The corpus as the scan reads it: a float32/float16 C-contiguous matrix is taken as it is
+    (the scan checks it for NaN/Inf), anything else goes through `as_corpus`."""
+    if (isinstance(corpus, np.ndarray) and corpus.dtype in FLOAT_DTYPES and corpus.ndim == 2
+            and corpus.size and corpus.flags.c_contiguous):
+        return corpus
+    return as_corpus(corpus)
