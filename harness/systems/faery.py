@@ -34,6 +34,7 @@ LATENCY_BOUND_S = 0.010
 LOADGEN_QUERIES = 100
 SWEEP_WORKLOAD = "gaussian-100k-d128-fp32"
 FPGA_MODEL_QUERIES = 2  # modelled latency is the mean over these queries' scans
+GEMM_CEILING_SIZE = 4096  # the compute ceiling's square GEMM: 137 GFLOP over 192 MB (2048 reached 10-40% less here)
 
 TIERS: dict[str, dict[str, Any]] = {
     "quick": {
@@ -139,6 +140,15 @@ def _checker(data: EmbeddingSet, queries: np.ndarray, k: int) -> Callable[[Any],
     return check
 
 
+def _work(data: EmbeddingSet, batch: int) -> dict[str, float]:
+    """The roofline's two sides for one search: flops (2 N d B) and corpus bytes read once.
+
+    Divided by the compute ceiling (scenario=ceiling) and the read floor (scenario=floor)
+    of the same run, they give the least time this machine allows for the search.
+    """
+    return {"flops": 2.0 * data.n * data.d * batch, "bytes_read": float(data.corpus.nbytes)}
+
+
 def _pass_rate(search: Any) -> dict[str, float]:
     rate = getattr(getattr(search, "searcher", None), "last_pass_rate", None)
     return {} if rate is None or math.isnan(rate) else {"pass_rate": rate}
@@ -160,7 +170,7 @@ def build_single_stream(impl: str, backend: str):
         def metrics(_result: Any) -> dict[str, float]:
             stats = loadgen.single_stream(lambda q: search(q, k), pool, min_queries=LOADGEN_QUERIES)
             return {"p50_s": stats.p50_s, "p99_s": stats.p99_s, "loadgen_queries": stats.queries,
-                    **_pass_rate(search)}
+                    **_work(data, 1), **_pass_rate(search)}
 
         def check(result: Any) -> None:
             # `run` rotates through the pool: check a fresh first query instead of the last one.
@@ -177,7 +187,7 @@ def build_offline(impl: str, backend: str):
 
         def metrics(_result: Any) -> dict[str, float]:
             res = loadgen.offline(lambda q: search(q, k), data.queries, batch, warmup=0)
-            return {"qps": res.qps, **_pass_rate(search)}
+            return {"qps": res.qps, **_work(data, batch), **_pass_rate(search)}
         return Trial(run=lambda: search(queries, k), metrics=metrics, check=_checker(data, queries, k))
     return build
 
@@ -317,6 +327,11 @@ def experiments() -> list[Experiment]:
                     {"scenario": "floor"} | ({} if threads is None else {"threads": threads}),
                     description="the read floor: one numba pass over every byte of the corpus, "
                                 + ("every core" if threads is None else "one thread"))
+        for threads in (None, 1):
+            add("gemm-ceiling", "cpu", scenario_workload, build_gemm_ceiling, tier,
+                {"scenario": "ceiling", "size": GEMM_CEILING_SIZE} | ({} if threads is None else {"threads": threads}),
+                description="the compute ceiling: a large fp32 GEMM (BLAS), "
+                            + ("every core" if threads is None else "one thread"))
     out.extend(_sweeps())
     return out
 
@@ -328,6 +343,18 @@ def build_read_floor(data: EmbeddingSet, p: dict[str, Any]) -> Trial:
     words = corpus_words(data.corpus)
     return Trial(run=lambda: read_floor(words),
                  metrics=lambda _: {"bytes": float(words.nbytes)})
+
+
+def build_gemm_ceiling(data: EmbeddingSet, p: dict[str, Any]) -> Trial:
+    """A square fp32 GEMM through numpy's BLAS: the most flops per second this machine's
+    cores give (BLAS threads pinned by the harness), the compute side of FAERY's roofline."""
+    size = p["size"]
+    rng = np.random.default_rng(size)
+    a = rng.standard_normal((size, size), dtype=np.float32)
+    b = rng.standard_normal((size, size), dtype=np.float32)
+    out = np.empty_like(a)
+    flops = 2.0 * size ** 3
+    return Trial(run=lambda: np.matmul(a, b, out=out), metrics=lambda _: {"flops": flops})
 
 
 def _sweeps() -> list[Experiment]:
