@@ -11,8 +11,8 @@ The threads' heaps are then merged.  The corpus is read from memory once per sea
 whatever the batch size: each row block is reused by all queries while it is hot.
 
 Large batches (B >= GEMM_MIN_BATCH) score tiles with BLAS instead (`_search_gemm`):
-an sgemm of all queries against a tile of rows, into a score tile of about 1 MiB, then
-the same filter and K-selection over it while it is in cache.  No score matrix over
+each worker runs a single-threaded sgemm of all queries against a tile of rows, into a
+score tile of about 1 MiB, then the same filter and K-selection over it while it is in cache.  No score matrix over
 the corpus exists on either path.
 
 Validation happens in the scan: a NaN or Inf score (from a NaN/Inf in the row, or a
@@ -34,9 +34,12 @@ instruction), else with a bit-level conversion.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import itertools
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -45,6 +48,7 @@ from llvmlite import binding as llvm_binding
 from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
+from threadpoolctl import ThreadpoolController
 
 from impls.faery.backend import NonFiniteScore, RowStore, heap_replace_root, sort_topk
 
@@ -346,34 +350,84 @@ def _search_fused(corpus, queries, k, live, use_live, bad, peak):
 
 
 def _search_gemm(corpus, queries, k, live, use_live, bad, peak):
-    """Large batches: BLAS scores a tile of rows against every query, numba filters it.
+    """Large batches: per tile of rows, a single-threaded BLAS sgemm against every query, then the
+    numba filter over the score tile while it is in cache, on every worker, chunks pulled as in
+    `_search_fused`.
 
-    Both run on this thread, one after the other: BLAS uses its own thread pool (pinned
-    by the harness to the experiment's threads), so it never runs while a numba call
-    does, and the filter reads the score tile while it is still in cache.
+    BLAS runs inside FAERY's workers with its own pool limited to one thread (`_single_threaded_blas`),
+    so the two pools never run at once, and a descheduled thread delays only its chunk: a
+    multi-threaded sgemm per tile from one thread waits at every call for its slowest thread, which
+    on a loaded machine made B = 256 ten times slower (PERFORMANCE.md).
     """
     n, d = corpus.shape
     b = queries.shape[0]
     tile_rows = max(ROW_BLOCK, GEMM_SCORE_TILE_BYTES // (4 * b) // ROW_BLOCK * ROW_BLOCK)
-    heap_scores = np.full((1, b, k), -np.inf, dtype=np.float32)
-    heap_ids = np.full((1, b, k), -1, dtype=np.int64)
-    tile_scores = np.empty(b * tile_rows, dtype=np.float32)
+    workers = _worker_count()
+    chunk_rows = -(-min(MAX_CHUNK_ROWS, max(tile_rows, -(-n // (workers * CHUNKS_PER_THREAD)))) // tile_rows) * tile_rows
+    n_chunks = -(-n // chunk_rows)
+    workers = min(workers, n_chunks)
+    heap_scores = np.full((workers, b, k), -np.inf, dtype=np.float32)
+    heap_ids = np.full((workers, b, k), -1, dtype=np.int64)
+    bad_rows = np.full((workers, 1), -1, dtype=np.int64)
+    peaks = np.repeat(peak[None, :], workers, axis=0)
     is_half = corpus.dtype == np.float16
-    widened = np.empty((tile_rows, d), dtype=np.float32) if is_half else None
     bits = corpus.view(np.uint16) if is_half else None
-    passed = 0
-    for r0 in range(0, n, tile_rows):
-        r1 = min(n, r0 + tile_rows)
-        if is_half:
-            _widen_half(bits, r0, r1, widened)
-            block = widened[:r1 - r0]
-        else:
-            block = corpus[r0:r1]
-        if peak[0] >= 0:
-            peak[0] = _peak_norm2(block, peak[0])
-        scores = tile_scores[:b * (r1 - r0)].reshape(b, r1 - r0)  # contiguous, also for the last tile
-        np.matmul(queries, block.T, out=scores)
-        passed += _filter_block(scores, 0, r0, live, use_live, heap_scores[0], heap_ids[0], bad)
-        if bad[0] >= 0:
-            break
+    next_chunk = itertools.count()
+
+    def work(w: int) -> int:
+        tile_scores = np.empty(b * tile_rows, dtype=np.float32)
+        widened = np.empty((tile_rows, d), dtype=np.float32) if is_half else None
+        passed = 0
+        while (bad_rows < 0).all() and (c := next(next_chunk)) < n_chunks:
+            for r0 in range(c * chunk_rows, min(n, (c + 1) * chunk_rows), tile_rows):
+                r1 = min(n, r0 + tile_rows)
+                if is_half:
+                    _widen_half(bits, r0, r1, widened)
+                    block = widened[:r1 - r0]
+                else:
+                    block = corpus[r0:r1]
+                if peaks[w, 0] >= 0:
+                    peaks[w, 0] = _peak_norm2(block, peaks[w, 0])
+                scores = tile_scores[:b * (r1 - r0)].reshape(b, r1 - r0)  # contiguous, also for the last tile
+                np.matmul(queries, block.T, out=scores)
+                passed += _filter_block(scores, 0, r0, live, use_live, heap_scores[w], heap_ids[w], bad_rows[w])
+                if bad_rows[w, 0] >= 0:
+                    break
+        return passed
+
+    with _single_threaded_blas():
+        helpers = [_POOL.submit(work, w) for w in range(1, workers)]
+        passed = work(0) + sum(h.result() for h in helpers)
+    found = bad_rows[bad_rows >= 0]
+    if found.size:
+        bad[0] = found.min()
+    peak[0] = peaks.max()
     return heap_scores, heap_ids, passed
+
+
+_BLAS_LOCK = threading.Lock()
+_blas_users = 0
+_blas_limit = None
+
+
+@contextlib.contextmanager
+def _single_threaded_blas():
+    """BLAS limited to one thread while any FAERY GEMM search runs (process-wide: BLAS has one
+    setting); the first search in sets it, the last out restores the harness's setting."""
+    global _blas_users, _blas_limit
+    with _BLAS_LOCK:
+        if _blas_users == 0:
+            _blas_limit = _blas_controller().limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limit.restore_original_limits()
+
+
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    return ThreadpoolController()  # finds the loaded BLAS once; each limit() is then cheap
