@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-BACKENDS = ("cpu", "gpu", "opencl", "fpga-model")
+BACKENDS = ("cpu", "gpu", "opencl", "fpga-model", "fpga-rtl")
 
 
 @dataclass(frozen=True)
@@ -80,8 +80,48 @@ def _probe_fpga_model() -> BackendInfo:
                        details={"model": "cycle-level model of a Xilinx VU35P (HBM2) accelerator"})
 
 
+def _probe_fpga_rtl() -> BackendInfo:
+    """Amaranth must elaborate and simulate a tiny counter; Verilator and yosys are reported
+    (the backend runs large scans on Verilator where both are installed)."""
+    import shutil
+    import subprocess
+
+    if importlib.util.find_spec("amaranth") is None:
+        return BackendInfo("fpga-rtl", False, "needs amaranth (pip install -e '.[rtl]')")
+    import amaranth
+    from amaranth.hdl import Module, Signal
+    from amaranth.sim import Simulator
+
+    m = Module()
+    count = Signal(4)
+    m.d.sync += count.eq(count + 1)
+    seen: list[int] = []
+
+    async def bench(ctx) -> None:
+        for _ in range(3):
+            await ctx.tick()
+        seen.append(ctx.get(count))
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    if seen != [3]:
+        return BackendInfo("fpga-rtl", False, f"Amaranth's simulator counted {seen} instead of [3]")
+
+    def version(tool: str) -> str:
+        if shutil.which(tool) is None:
+            return "absent"
+        out = subprocess.run([tool, "--version" if tool == "verilator" else "-V"], capture_output=True, text=True)
+        return (out.stdout.split() or ["?", "?"])[1]
+
+    return BackendInfo("fpga-rtl", True, details={"kind": "simulated", "amaranth": amaranth.__version__,
+                                                  "verilator": version("verilator"), "yosys": version("yosys")})
+
+
 _PROBES: dict[str, Callable[[], BackendInfo]] = {
-    "cpu": _probe_cpu, "gpu": _probe_gpu, "opencl": _probe_opencl, "fpga-model": _probe_fpga_model}
+    "cpu": _probe_cpu, "gpu": _probe_gpu, "opencl": _probe_opencl, "fpga-model": _probe_fpga_model,
+    "fpga-rtl": _probe_fpga_rtl}
 
 
 @functools.cache

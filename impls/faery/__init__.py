@@ -5,7 +5,8 @@
 - `Cluster(corpus, replicas|shards, backend)`: several backend instances, replicated or sharded.
 
 Backends: "cpu" (numba), "opencl" (HLS-style kernel, PoCL), "gpu" (cupy CUDA C),
-"fpga-model" (cycle-level model; its figures are modelled).  See backend.py for the
+"fpga-model" (cycle-level model; its figures are modelled), "fpga-rtl" (the Amaranth RTL
+in rtl/, simulated cycle by cycle; int8 values only).  See backend.py for the
 contract a backend follows.
 """
 

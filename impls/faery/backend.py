@@ -34,8 +34,8 @@ from typing import Protocol
 import numba
 import numpy as np
 
-BACKENDS = ("cpu", "opencl", "gpu", "fpga-model")
-_MODULES = {"cpu": "cpu", "opencl": "opencl", "gpu": "gpu", "fpga-model": "fpga_model"}
+BACKENDS = ("cpu", "opencl", "gpu", "fpga-model", "fpga-rtl")
+_MODULES = {"cpu": "cpu", "opencl": "opencl", "gpu": "gpu", "fpga-model": "fpga_model", "fpga-rtl": "rtl.backend"}
 
 
 class Searcher(Protocol):
