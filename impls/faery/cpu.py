@@ -58,9 +58,10 @@ CHUNKS_PER_THREAD = 8   # spare chunks so a slow thread does not hold up the oth
 MIN_CHUNK_ROWS = 4096
 MAX_CHUNK_ROWS = 1 << 16  # 32 MB of fp32 d=128 rows: fine-grained enough to balance
 _HALF_TO_FLOAT_SCALE = np.float32(2.0 ** 112)  # re-biases a half's exponent field inside a float32
-# Batches from this size score with BLAS tiles.  Measured in PERFORMANCE.md ("Choosing the
-# path"): 1M x 128 fp32, 2 threads, one process, BLAS vs the numba kernel: B = 16 0.88x,
-# B = 32 0.83x, B = 64 1.02x, B = 128 1.21x, B = 256 1.35x.
+# Batches from this size score with BLAS tiles.  Measured (PERFORMANCE.md, "v6: choosing the
+# path"): 1M x 128 fp32, K = 100, 2 threads, the two paths interleaved in one process, the
+# fused kernel's time over the BLAS path's: B = 16 0.49, 32 0.71, 64 1.07, 96 1.16,
+# 128 1.51, 256 1.54.  From 128 BLAS wins clearly; at 64-96 the gain is within the noise.
 GEMM_MIN_BATCH = 128
 GEMM_SCORE_TILE_BYTES = 1 << 20  # queries x tile rows of fp32 scores: filtered while still in cache
 # fastmath without its no-NaN/no-Inf assumptions: the scan must see NaN and Inf scores.
@@ -389,7 +390,8 @@ def _search_gemm(corpus, queries, k, live, use_live, bad, peak):
                 if peaks[w, 0] >= 0:
                     peaks[w, 0] = _peak_norm2(block, peaks[w, 0])
                 scores = tile_scores[:b * (r1 - r0)].reshape(b, r1 - r0)  # contiguous, also for the last tile
-                np.matmul(queries, block.T, out=scores)
+                with np.errstate(over="ignore", invalid="ignore"):  # the filter reports NaN/Inf scores
+                    np.matmul(queries, block.T, out=scores)
                 passed += _filter_block(scores, 0, r0, live, use_live, heap_scores[w], heap_ids[w], bad_rows[w])
                 if bad_rows[w, 0] >= 0:
                     break
