@@ -494,6 +494,7 @@ class SyncStats:
     pulls: int = 0
     held: int = 0
     timeouts: int = 0
+    timeouts_by_peer: dict[int, int] = field(default_factory=dict)
     paths: dict[str, int] = field(default_factory=lambda: {"unchanged": 0, "cache": 0, "full": 0})
     keys_compared: int = 0
 
@@ -592,6 +593,7 @@ class EkkoServer:
                 pending.clear()
                 self.lost_at[peer] = now_s
                 self.stats.timeouts += 1
+                self.stats.timeouts_by_peer[peer] = self.stats.timeouts_by_peer.get(peer, 0) + 1
         self.lost_at = {p: t for p, t in self.lost_at.items() if now_s - t < c.pull_timeout_s}
         out = self._release(now_s, expire_before=now_s - c.hold_s)
         if not self.others:

@@ -76,6 +76,7 @@ class ClusterConfig:
     sync_interval_s: float = 0.01
     cache_capacity: int = 4096
     fanout: int = 2
+    latency_ms: tuple[tuple[float, ...], ...] = ()   # one-way delays the transport adds between DCs (none if empty)
 
     @property
     def n_servers(self) -> int:
@@ -102,6 +103,9 @@ class _Node:
         for replica in self.server.replicas.values():
             replica.incarnation = boot
         self.server.next_pull_id = boot << 20        # pull ids of a restarted process never repeat
+        # peer -> when its latest answer arrived (its start-up counts as the first)
+        self.last_answer: dict[int, float] = {p: self.now() for p in self.server.others}
+        self.longest_silence: dict[int, float] = {}   # peer -> the longest gap between its answers
         self.writers: dict[int, asyncio.StreamWriter] = {}
         self.locks: dict[int, asyncio.Lock] = {}
         self.stop = asyncio.Event()
@@ -138,9 +142,16 @@ class _Node:
                 self.writers.pop(dst, None)   # the peer is down: the pull is lost, a later round retries
 
     def _dispatch(self, actions: list) -> None:
+        loop = asyncio.get_running_loop()
+        m = self.config.servers_per_dc
         for a in actions:
             if isinstance(a, Send):
-                asyncio.get_running_loop().create_task(self._send(a.dst, msgpack.packb(encode(a.message))))
+                payload = msgpack.packb(encode(a.message))
+                delay = self.config.latency_ms[self.sid // m][a.dst // m] / 1e3 if self.config.latency_ms else 0.0
+                if delay > 0:   # the testbed's one-way latency, added here since loopback has none
+                    loop.call_later(delay, lambda d=a.dst, b=payload: loop.create_task(self._send(d, b)))
+                else:
+                    loop.create_task(self._send(a.dst, payload))
 
     def now(self) -> float:
         return time.time() - self.epoch
@@ -168,7 +179,13 @@ class _Node:
     def _on(self, msg: dict[str, Any]) -> dict[str, Any] | None:
         kind = msg["k"]
         if kind in ("pull", "delta"):
-            self._dispatch(self.server.on_message(decode(msg, self.config.dim), self.now()))
+            now = self.now()
+            if kind == "delta":
+                src = msg["src"]
+                gap = now - self.last_answer.get(src, now)
+                self.longest_silence[src] = max(self.longest_silence.get(src, 0.0), gap)
+                self.last_answer[src] = now
+            self._dispatch(self.server.on_message(decode(msg, self.config.dim), now))
             return None
         if kind == "write":
             if msg["batch"] in self.applied_batches:
@@ -183,7 +200,10 @@ class _Node:
             self._dispatch(self.server.release(self.now()))   # long polls waiting for these writes
             return {"k": "ack", "n": len(msg["key"])}
         if kind == "digest":
-            return {"k": "digest", "d": {str(s): d for s, d in self.server.digests().items()}}
+            return {"k": "digest", "d": {str(s): d for s, d in self.server.digests().items()},
+                    "silence": {str(p): max(self.longest_silence.get(p, 0.0), self.now() - t)
+                                for p, t in self.last_answer.items()},
+                    "lost": {str(p): n for p, n in self.server.stats.timeouts_by_peer.items()}}
         if kind == "stop":
             self.stop.set()
             return {"k": "bye"}
@@ -222,6 +242,11 @@ class ClusterResult:
     updates: int
     updates_per_s: float
     acked: int
+    distinct_keys: int = 0
+    kill_returncode: int | None = None     # the killed server's exit status (-9: SIGKILL)
+    writes_in_flight_at_kill: int = 0      # write batches sent and not yet acknowledged when it was killed
+    longest_silence_s: dict[int, float] | None = None   # per server: the longest gap between answers from the victim
+    pulls_lost_to_victim: int = 0          # pulls to the victim that its peers gave up (the outage they saw)
     network: str = "plain loopback (no netns/tc)"
 
 
@@ -278,9 +303,9 @@ class _Cluster:
         self.procs[sid] = subprocess.Popen([sys.executable, "-m", "impls.ekko.process", json.dumps(spec)],
                                            stdout=subprocess.DEVNULL, stderr=self.logs[sid])
 
-    def kill(self, sid: int) -> None:
+    def kill(self, sid: int) -> int:
         self.procs[sid].kill()
-        self.procs[sid].wait(5)
+        return self.procs[sid].wait(5)
 
     def check_alive(self) -> None:
         for sid, p in self.procs.items():
@@ -332,12 +357,16 @@ class _Cluster:
 
 
 def run_cluster(stream: UpdateStream, config: ClusterConfig = ClusterConfig(), *, workdir: str | Path,
-                batch: int = 5000, kill: tuple[int, float] | None = None, timeout_s: float = 60.0) -> ClusterResult:
+                batch: int = 5000, kill: tuple[int, float] | None = None, timeout_s: float = 60.0,
+                paced: bool = False) -> ClusterResult:
     """Run the stream through real server processes until every replica agrees, or raise.
 
     `kill=(server, fraction)` kills that server (SIGKILL) once `fraction` of the
-    updates are acknowledged and restarts it straight after.  Raises ServerDied if a
-    server exits on its own and TimeoutError if the run passes `timeout_s`.
+    updates are acknowledged, while the origins' writes go on, and restarts it
+    straight after.  `paced` sends each batch no earlier than its first update's
+    stream time (the offered load); otherwise as fast as the servers acknowledge.
+    Raises ServerDied if a server exits on its own and TimeoutError if the run passes
+    `timeout_s`.  Process start-up is not counted in the elapsed time.
     """
     if config.n_servers > 64:
         raise ValueError(f"at most 64 server processes, got {config.n_servers}")
@@ -357,21 +386,26 @@ def run_cluster(stream: UpdateStream, config: ClusterConfig = ClusterConfig(), *
         await cluster.wait_ready(list(range(config.n_servers)), deadline)
         start = time.monotonic()
         acked = 0
+        in_flight = 0
         kill_at = None if kill is None else int(kill[1] * len(stream))
+        killed: dict[str, int] = {}
 
         async def feed(sid: int) -> None:
             """Feed one origin its updates in batches on one connection, retrying while it restarts."""
-            nonlocal acked, kill_at
+            nonlocal acked, kill_at, in_flight
             ids = np.flatnonzero(owner == sid)
             conn: _Conn | None = None
             for lo in range(0, len(ids), batch):
                 part = ids[lo:lo + batch]
+                if paced:
+                    await asyncio.sleep(max(0.0, start + float(stream.times[part[0]]) - time.monotonic()))
                 msg = {"k": "write", "batch": lo, "shard": shards[part].tolist(), "key": stream.keys[part].tolist(),
                        "stamp": stream.times[part].tolist(), "values": stream.values[part].tobytes()}
                 while True:
                     cluster.check_alive()
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"writes to server {sid} not acknowledged within {timeout_s} s")
+                    in_flight += 1
                     try:
                         conn = conn or await _Conn.open(cluster.ports[sid], 5.0)
                         reply = await conn.call(msg, 5.0)
@@ -379,10 +413,14 @@ def run_cluster(stream: UpdateStream, config: ClusterConfig = ClusterConfig(), *
                     except (OSError, asyncio.TimeoutError, ConnectionError):
                         conn = None
                         await asyncio.sleep(0.05)
+                    finally:
+                        in_flight -= 1
                 acked += reply["n"]
                 if kill_at is not None and acked >= kill_at:
                     kill_at = None
-                    cluster.kill(kill[0])
+                    # The other origins' batches are on the wire now: the kill lands among them.
+                    killed["in_flight"] = in_flight
+                    killed["returncode"] = cluster.kill(kill[0])
                     cluster.start(kill[0])
             if conn is not None:
                 conn.close()
@@ -391,12 +429,18 @@ def run_cluster(stream: UpdateStream, config: ClusterConfig = ClusterConfig(), *
         while True:
             cluster.check_alive()
             try:
-                digests = [(await cluster.request(sid, {"k": "digest"}, 5.0))["d"] for sid in range(config.n_servers)]
+                replies = [await cluster.request(sid, {"k": "digest"}, 5.0) for sid in range(config.n_servers)]
+                digests = [r["d"] for r in replies]
             except (OSError, asyncio.TimeoutError, ConnectionError):
                 digests = None
             if digests is not None and all(digests[sid] == digests[sid % m] for sid in range(config.n_servers)):
                 elapsed = time.monotonic() - start
-                return ClusterResult(True, digests, elapsed, len(stream), len(stream) / elapsed, acked)
+                silence = None if kill is None else {
+                    sid: r["silence"].get(str(kill[0]), 0.0) for sid, r in enumerate(replies) if sid != kill[0]}
+                lost = 0 if kill is None else sum(r["lost"].get(str(kill[0]), 0) for r in replies)
+                return ClusterResult(True, digests, elapsed, len(stream), len(stream) / elapsed, acked,
+                                     int(len(np.unique(stream.keys))), killed.get("returncode"),
+                                     killed.get("in_flight", 0), silence, lost)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"replicas did not converge within {timeout_s} s")
             await asyncio.sleep(0.05)

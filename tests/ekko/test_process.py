@@ -22,13 +22,29 @@ def clean_run(tmp_path_factory):
 def test_processes_converge(clean_run) -> None:
     assert clean_run.converged and clean_run.acked == len(STREAM)
     assert clean_run.network.startswith("plain loopback")
+    assert clean_run.distinct_keys == len(set(STREAM.keys.tolist()))
+
+
+def test_processes_with_transport_latency_converge(clean_run, tmp_path) -> None:
+    from dataclasses import replace
+
+    config = replace(CONFIG, latency_ms=((0.0, 30.0), (30.0, 0.0)))
+    result = run_cluster(STREAM, config, workdir=tmp_path, timeout_s=60)
+    assert result.digests == clean_run.digests
 
 
 @pytest.mark.parametrize("victim", [0, 4])   # an origin in DC 0, and a replica in DC 1
 def test_killed_and_restarted_server_converges_to_the_same_state(victim: int, clean_run, tmp_path) -> None:
-    result = run_cluster(STREAM, CONFIG, workdir=tmp_path, kill=(victim, 0.5), timeout_s=60)
+    # Batches of 400: each origin gets about five, so the kill lands with writes still to come and on the wire.
+    result = run_cluster(STREAM, CONFIG, workdir=tmp_path, batch=400, kill=(victim, 0.5), timeout_s=60)
+    assert result.kill_returncode == -9                  # SIGKILL really hit the process
+    assert result.writes_in_flight_at_kill >= 1
     assert result.converged and result.acked == len(STREAM)
     assert result.digests == clean_run.digests      # no acknowledged update lost, same versions
+    # Its peers in the other DC went without its answers for at least three sync intervals,
+    # and gave up pulls that were waiting on it when it died.
+    assert max(result.longest_silence_s.values()) >= 3 * CONFIG.sync_interval_s
+    assert result.pulls_lost_to_victim >= 1
 
 
 def test_a_server_that_dies_is_named(tmp_path) -> None:
@@ -54,12 +70,11 @@ def test_bad_kill_spec_is_rejected(tmp_path) -> None:
 
 
 def test_processes_reach_the_state_the_simulation_reaches(clean_run) -> None:
-    from impls.ekko.core import ProtocolConfig
     from impls.ekko.sim import simulate_ekko
     from wan.network import WanConfig
 
     wan = WanConfig(n_dcs=CONFIG.n_dcs, servers_per_dc=CONFIG.servers_per_dc)
-    sim = simulate_ekko(STREAM, wan, ProtocolConfig(n_origins=wan.n_servers, dim=CONFIG.dim), n_shards=CONFIG.n_shards)
+    sim = simulate_ekko(STREAM, wan, CONFIG.protocol(), n_shards=CONFIG.n_shards)
     for sid, digests in enumerate(clean_run.digests):
         dc = sid // CONFIG.servers_per_dc
         assert {int(s): d for s, d in digests.items()} == {s: sim.digests[dc][s] for s in map(int, digests)}
