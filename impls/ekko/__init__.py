@@ -4,5 +4,6 @@
   hot-key cache, dominator version vector, pull anti-entropy).
 - `impls.ekko.scheduler`: the SLO-aware update scheduler.
 - `impls.ekko.state`: the inference model-state manager (detect, redirect, roll back).
-- `impls.ekko.wan` and `impls.ekko.sim`: the discrete-event WAN and Ekko on it.
+- `impls.ekko.compression`: compressed dissemination (quantised row deltas, error feedback).
+- `impls.ekko.sim`: Ekko on the discrete-event WAN of the shared `wan` package.
 """
