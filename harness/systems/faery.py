@@ -333,6 +333,7 @@ def experiments() -> list[Experiment]:
                 description="the compute ceiling: a large fp32 GEMM (BLAS), "
                             + ("every core" if threads is None else "one thread"))
     out.extend(_sweeps())
+    out.extend(_rtl_experiments())
     return out
 
 
@@ -366,6 +367,117 @@ def _sweeps() -> list[Experiment]:
                        tiers=("quick", "full"),
                        description=f"modelled sweep over {what} (score_units 0 = matched to bandwidth)")
             for what, ch, ne, k in points]
+
+
+# ---------------------------------------------------------------------------- RTL (simulated, synthesised)
+
+RTL_WORKLOAD = "gaussian-25k-d128-fp32"
+RTL_SYNTH_KS = (512, 1024, 2048, 4096)
+
+
+def _int8(data: EmbeddingSet) -> tuple[np.ndarray, np.ndarray]:
+    """The corpus and queries scaled to int8, as SNARY's U50 build stores them (one scale for both)."""
+    scale = 127.0 / float(np.abs(data.corpus).max())
+    as_int8 = lambda a: np.clip(np.round(a.astype(np.float32) * scale), -128, 127).astype(np.int8)  # noqa: E731
+    return as_int8(data.corpus), as_int8(data.queries)
+
+
+def build_fpga_rtl(data: EmbeddingSet, p: dict[str, Any]) -> Trial:
+    """One query through the RTL (simulated) and the cycle model (modelled) on the same int8 data."""
+    from impls.faery.fpga_model import FpgaConfig, simulate_scan
+    from impls.faery.rtl.sim import simulate
+
+    corpus, queries = _int8(data)
+    query = queries[:1]
+    config = FpgaConfig.snary_u50(k_max=1 << math.ceil(math.log2(p["k"])))
+    exact = corpus.astype(np.int64) @ query[0].astype(np.int64)
+
+    last: dict[str, Any] = {}
+
+    def run() -> dict[str, float]:
+        rtl = last["run"] = simulate(corpus, query, p["k"], config, engine=p["engine"])
+        _, _, model, _ = simulate_scan(exact.astype(np.float32), p["k"], data.d, data.d, config)
+        st = rtl.stats[0]
+        return {"time_s": st.cycles / config.clock, "simulated_cycles": st.cycles,
+                "simulated_stall_cycles": st.stall_cycles, "simulated_passed": st.passed,
+                "simulated_max_buffer_fill": st.max_buffer_fill, "modelled_cycles": model.cycles,
+                "modelled_stall_cycles": model.stall_cycles, "modelled_passed": model.passed,
+                "modelled_max_buffer_fill": model.max_buffer_fill, "clock_mhz": config.clock / 1e6,
+                "rtl_build_s": rtl.build_s, "rtl_run_s": rtl.run_s}
+
+    def check(_figures: dict[str, float]) -> None:
+        order = np.lexsort((np.arange(exact.shape[0]), -exact))[:p["k"]]
+        rtl = last["run"]
+        assert np.array_equal(rtl.ids[0], order) and np.array_equal(rtl.scores[0], exact[order]), \
+            "the RTL's top-k differs from the exact integer top-k"
+    return Trial(run=run, check=check)
+
+
+def build_fpga_synthesis(_data: EmbeddingSet, p: dict[str, Any]) -> Trial:
+    """yosys synth_xilinx of SNARY's U50 configuration at K (counts before place and route)."""
+    from impls.faery.rtl.synth import synthesise
+
+    return Trial(run=lambda: {f"synth_{name}": value for name, value in synthesise(p["k"]).items() if name != "k"})
+
+
+def _rtl_experiments() -> list[Experiment]:
+    simulated = [experiment("faery", "faery", "fpga-rtl", RTL_WORKLOAD, build_fpga_rtl, kind="simulated",
+                            params={"scenario": "rtl", "k": K, "config": "snary-u50", "engine": engine},
+                            tiers=tier,
+                            description=f"top-{K} of one query on the RTL (simulated, {engine}), "
+                                        "beside the cycle model on the same int8 data")
+                 for engine, tier in (("amaranth", ("quick", "full")), ("verilator", "full"))]
+    synthesised = [experiment("faery", "faery", "fpga-rtl", RTL_WORKLOAD, build_fpga_synthesis, kind="simulated",
+                              params={"scenario": "synthesis", "k": k, "config": "snary-u50"}, tiers="full",
+                              description=f"yosys synth_xilinx -family xcup of SNARY's U50 configuration at K = {k}")
+                   for k in RTL_SYNTH_KS]
+    return simulated + synthesised
+
+
+SYNTH_COMMAND = "recmine reproduce --full --system faery --where scenario=synthesis"
+
+
+def report_tables(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The report's FAERY RTL tables: its cycles beside the model's, and its resources beside SNARY's."""
+    from impls.faery.rtl.synth import SNARY
+
+    def newest(scenario: str) -> list[dict[str, Any]]:
+        picked: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            if r["system"] == "faery" and r["backend"] == "fpga-rtl" and r["params"].get("scenario") == scenario:
+                if r["experiment_id"] not in picked or r["id"] > picked[r["experiment_id"]]["id"]:
+                    picked[r["experiment_id"]] = r
+        return sorted(picked.values(), key=lambda r: (r["params"].get("k"), r["experiment_id"]))
+
+    cycles = [{"workload": r["workload"], "k": r["params"]["k"], "engine": r["params"]["engine"],
+               **{f"{what} ({src})": int(r["metrics"][f"{src}_{name}"]) for name, what in
+                  (("cycles", "cycles"), ("stall_cycles", "stalls"), ("passed", "passed"))
+                  for src in ("simulated", "modelled")},
+               "_rows": (r["id"],)} for r in newest("rtl")]
+    pct = lambda v: f"{v:.1f}%"  # noqa: E731
+    resources = []
+    for r in newest("synthesis"):
+        m, snary = r["metrics"], SNARY.get(r["params"]["k"], {})
+        resources.append({"K": r["params"]["k"],
+                          **{f"{name.upper()} here": f"{pct(m[f'synth_{name}_pct'])} ({m[f'synth_{name}']:,.0f})"
+                             for name in ("lut", "ff", "bram", "dsp")},
+                          **{f"{name.upper()} SNARY": pct(snary[name]) if name in snary else "—"
+                             for name in ("lut", "ff", "bram")},
+                          "_rows": (r["id"],)})
+    cycle_columns = ["workload", "k", "engine"] + [f"{what} ({src})" for what in ("cycles", "stalls", "passed")
+                                                   for src in ("simulated", "modelled")]
+    return {
+        "faery-rtl-cycles": {
+            "title": "FAERY RTL (simulated) beside the cycle model (modelled): one query, same int8 data",
+            "note": "SNARY's U50 configuration; the RTL's counters come from simulating it cycle by cycle",
+            "columns": cycle_columns, "rows": cycles},
+        "faery-resources": {
+            "title": "FAERY resources: yosys synth_xilinx -family xcup, SNARY's U50 configuration, share of the U50",
+            "note": f"counts before place and route, which is not available here, so no clock frequency is given; "
+                    f"produced by `{SYNTH_COMMAND}`",
+            "columns": ["K", "LUT here", "LUT SNARY", "FF here", "FF SNARY", "BRAM here", "BRAM SNARY", "DSP here"],
+            "rows": resources},
+    }
 
 
 # ---------------------------------------------------------------------------- command line
