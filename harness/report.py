@@ -373,7 +373,9 @@ def write(store: Store, out: str | os.PathLike = "reports") -> Path:
         "backends": runs[-1]["backends"] if runs else {},
         "verdicts": [(v, claims_mod.record(v)) for v in verdicts], "verdict_class": VERDICT_CLASS,
         "counts": claims_mod.counts(verdicts),
-        "tables": speedup_tables(rows),
+        # Speedup tables, then the tables a system module renders itself (its `report_tables(rows)`).
+        "tables": {**speedup_tables(rows), **{name: t for mod in registry.system_modules().values()
+                                              for name, t in getattr(mod, "report_tables", lambda _: {})(rows).items()}},
         "plots": plots(frame, target),
         "failures": failures,
         "skipped": skipped(runs, rows),
