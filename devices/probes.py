@@ -141,12 +141,6 @@ def gpu_count() -> int:
     return int(info.details.get("devices", 0)) if info.available else 0
 
 
-def device_name(backend: str) -> str:
-    """The device a backend runs on, as probed ("" where the backend names none)."""
-    info = probe(backend)
-    return str(info.details.get("device", "")) if info.available else ""
-
-
 def module_missing(modules: tuple[str, ...]) -> str | None:
     """The first of `modules` that cannot be imported, or None."""
     for mod in modules:

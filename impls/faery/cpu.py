@@ -315,6 +315,25 @@ class Searcher:
         return scores, ids, math.sqrt(peak[0]) if track_norms else float("nan")
 
 
+def _worker_buffers(workers: int, b: int, k: int, peak: np.ndarray):
+    """Each worker's own heaps (W, B, k), first bad row and peak squared norm, so workers never share a write."""
+    return (np.full((workers, b, k), -np.inf, dtype=np.float32), np.full((workers, b, k), -1, dtype=np.int64),
+            np.full((workers, 1), -1, dtype=np.int64), np.repeat(peak[None, :], workers, axis=0))
+
+
+def _run_on_workers(work, workers: int, bad_rows: np.ndarray, peaks: np.ndarray,
+                    bad: np.ndarray, peak: np.ndarray) -> int:
+    """`work(w)` on every worker (worker 0 on this thread); the survivors in total, the first bad row
+    into `bad` and the largest peak into `peak`."""
+    helpers = [_POOL.submit(work, w) for w in range(1, workers)]
+    passed = work(0) + sum(h.result() for h in helpers)
+    found = bad_rows[bad_rows >= 0]
+    if found.size:
+        bad[0] = found.min()
+    peak[0] = peaks.max()
+    return passed
+
+
 def _search_fused(corpus, queries, k, live, use_live, bad, peak):
     """The fused numba kernel on every worker; returns per-worker heaps (W, B, k) and survivors."""
     n, d = corpus.shape
@@ -324,10 +343,7 @@ def _search_fused(corpus, queries, k, live, use_live, bad, peak):
     chunk_rows = -(-chunk_rows // ROW_BLOCK) * ROW_BLOCK
     n_chunks = -(-n // chunk_rows)
     workers = min(workers, n_chunks)
-    heap_scores = np.full((workers, b, k), -np.inf, dtype=np.float32)
-    heap_ids = np.full((workers, b, k), -1, dtype=np.int64)
-    bad_rows = np.full((workers, 1), -1, dtype=np.int64)
-    peaks = np.repeat(peak[None, :], workers, axis=0)
+    heap_scores, heap_ids, bad_rows, peaks = _worker_buffers(workers, b, k, peak)
     is_half = corpus.dtype == np.float16
     args = (np.empty((0, d), dtype=np.float32) if is_half else corpus,
             corpus.view(np.uint16) if is_half else np.empty((0, d), dtype=np.uint16), is_half,
@@ -341,12 +357,7 @@ def _search_fused(corpus, queries, k, live, use_live, bad, peak):
                                      heap_scores[w], heap_ids[w], bad_rows[w], peaks[w])
         return survivors
 
-    helpers = [_POOL.submit(work, w) for w in range(1, workers)]
-    passed = work(0) + sum(h.result() for h in helpers)
-    found = bad_rows[bad_rows >= 0]
-    if found.size:
-        bad[0] = found.min()
-    peak[0] = peaks.max()
+    passed = _run_on_workers(work, workers, bad_rows, peaks, bad, peak)
     return heap_scores, heap_ids, passed
 
 
@@ -367,10 +378,7 @@ def _search_gemm(corpus, queries, k, live, use_live, bad, peak):
     chunk_rows = -(-min(MAX_CHUNK_ROWS, max(tile_rows, -(-n // (workers * CHUNKS_PER_THREAD)))) // tile_rows) * tile_rows
     n_chunks = -(-n // chunk_rows)
     workers = min(workers, n_chunks)
-    heap_scores = np.full((workers, b, k), -np.inf, dtype=np.float32)
-    heap_ids = np.full((workers, b, k), -1, dtype=np.int64)
-    bad_rows = np.full((workers, 1), -1, dtype=np.int64)
-    peaks = np.repeat(peak[None, :], workers, axis=0)
+    heap_scores, heap_ids, bad_rows, peaks = _worker_buffers(workers, b, k, peak)
     is_half = corpus.dtype == np.float16
     bits = corpus.view(np.uint16) if is_half else None
     next_chunk = itertools.count()
@@ -398,12 +406,7 @@ def _search_gemm(corpus, queries, k, live, use_live, bad, peak):
         return passed
 
     with _single_threaded_blas():
-        helpers = [_POOL.submit(work, w) for w in range(1, workers)]
-        passed = work(0) + sum(h.result() for h in helpers)
-    found = bad_rows[bad_rows >= 0]
-    if found.size:
-        bad[0] = found.min()
-    peak[0] = peaks.max()
+        passed = _run_on_workers(work, workers, bad_rows, peaks, bad, peak)
     return heap_scores, heap_ids, passed
 
 
