@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import socket
 import subprocess
 import sys
@@ -293,10 +294,12 @@ class _Cluster:
         self.epoch = time.time()
         self.procs: dict[int, subprocess.Popen] = {}
         self.logs: dict[int, Any] = {}
+        self.down: set[int] = set()   # killed on purpose, not yet restarted: not a death to report
 
     def start(self, sid: int) -> None:
         spec = {"sid": sid, "config": asdict(self.config), "ports": self.ports, "epoch": self.epoch,
                 "wal": str(self.workdir / f"wal-{sid}.bin")}
+        self.down.discard(sid)
         if sid in self.logs:
             self.logs[sid].close()
         self.logs[sid] = open(self.workdir / f"server-{sid}.log", "ab")
@@ -304,11 +307,14 @@ class _Cluster:
                                            stdout=subprocess.DEVNULL, stderr=self.logs[sid])
 
     def kill(self, sid: int) -> int:
+        self.down.add(sid)
         self.procs[sid].kill()
         return self.procs[sid].wait(5)
 
     def check_alive(self) -> None:
         for sid, p in self.procs.items():
+            if sid in self.down:
+                continue
             code = p.poll()
             if code is not None:
                 text = (self.workdir / f"server-{sid}.log").read_text(errors="replace").strip()
@@ -357,13 +363,14 @@ class _Cluster:
 
 
 def run_cluster(stream: UpdateStream, config: ClusterConfig = ClusterConfig(), *, workdir: str | Path,
-                batch: int = 5000, kill: tuple[int, float] | None = None, timeout_s: float = 60.0,
-                paced: bool = False) -> ClusterResult:
+                batch: int = 5000, kill: tuple[int, float] | None = None, down_s: float = 0.0,
+                timeout_s: float = 60.0, paced: bool = False) -> ClusterResult:
     """Run the stream through real server processes until every replica agrees, or raise.
 
     `kill=(server, fraction)` kills that server (SIGKILL) once `fraction` of the
     updates are acknowledged, while the origins' writes go on, and restarts it
-    straight after.  `paced` sends each batch no earlier than its first update's
+    `down_s` seconds later (at once by default: the outage is then the process
+    start-up, which varies from machine to machine).  `paced` sends each batch no earlier than its first update's
     stream time (the offered load); otherwise as fast as the servers acknowledge.
     Raises ServerDied if a server exits on its own and TimeoutError if the run passes
     `timeout_s`.  Process start-up is not counted in the elapsed time.
@@ -372,6 +379,8 @@ def run_cluster(stream: UpdateStream, config: ClusterConfig = ClusterConfig(), *
         raise ValueError(f"at most 64 server processes, got {config.n_servers}")
     if kill is not None and not (0 <= kill[0] < config.n_servers and 0.0 <= kill[1] <= 1.0):
         raise ValueError(f"kill must be (server in 0..{config.n_servers - 1}, fraction in [0, 1]), got {kill}")
+    if not (math.isfinite(down_s) and 0.0 <= down_s <= timeout_s):
+        raise ValueError(f"down_s must be in [0, timeout_s = {timeout_s}], got {down_s}")
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     for old in list(workdir.glob("wal-*.bin")) + list(workdir.glob("server-*.log")):
@@ -421,7 +430,7 @@ def run_cluster(stream: UpdateStream, config: ClusterConfig = ClusterConfig(), *
                     # The other origins' batches are on the wire now: the kill lands among them.
                     killed["in_flight"] = in_flight
                     killed["returncode"] = cluster.kill(kill[0])
-                    cluster.start(kill[0])
+                    asyncio.get_running_loop().call_later(down_s, cluster.start, kill[0])
             if conn is not None:
                 conn.close()
 

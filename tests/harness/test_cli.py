@@ -24,7 +24,7 @@ def test_env_json_reports_every_backend():
     out = recmine("env", "--json")
     assert out.returncode == 0, out.stderr
     info = json.loads(out.stdout)
-    assert set(info["backends"]) == {"cpu", "gpu", "opencl", "fpga-model"}
+    assert set(info["backends"]) == {"cpu", "gpu", "opencl", "fpga-model", "fpga-rtl"}
     assert info["backends"]["fpga-model"]["modelled"] is True
     assert info["read_bandwidth_gb_s"] > 0 and info["machine"]["cores"] >= 1
     for name, b in info["backends"].items():
