@@ -1,10 +1,12 @@
-"""The machine floors read what they say they read."""
+"""The machine floors read what they say they read, and the plain kernels compute what they say."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from harness.floors import adjacency_floor, corpus_words, read_floor
+import pytest
+
+from harness.floors import adjacency_floor, corpus_words, plain_score_scan, plain_triangle_count, read_floor
 from workloads.graphs import from_edges
 
 
@@ -26,3 +28,22 @@ def test_adjacency_floor_reads_both_lists_of_every_edge(fresh_rng):
             if v > u:
                 expected += int(indices[indptr[u]:indptr[u + 1]].sum() + indices[indptr[v]:indptr[v + 1]].sum()) & 1
     assert adjacency_floor(indptr, indices) == expected
+
+
+def test_plain_score_scan_finds_the_best_inner_product(fresh_rng):
+    corpus = fresh_rng.standard_normal((3000 + int(fresh_rng.integers(500)), 96)).astype(np.float32)
+    query = fresh_rng.standard_normal(96).astype(np.float32)
+    exact = (corpus.astype(np.float64) @ query.astype(np.float64)).max()
+    assert plain_score_scan(corpus, query) == pytest.approx(exact, rel=1e-5)
+    with pytest.raises(ValueError, match="fp32"):
+        plain_score_scan(corpus.astype(np.float16), query)
+
+
+def test_plain_triangle_count_counts_each_triangle_once(fresh_rng):
+    edges = fresh_rng.integers(0, 80, size=(900, 2))
+    edges = edges[edges[:, 0] != edges[:, 1]]
+    graph = from_edges(edges[:, 0], edges[:, 1])
+    neighbours = [set(graph.indices[graph.indptr[u]:graph.indptr[u + 1]].tolist()) for u in range(len(graph.indptr) - 1)]
+    expected = sum(1 for u in range(len(neighbours)) for v in neighbours[u] if v > u for w in neighbours[u] & neighbours[v] if w > v)
+    assert expected > 0
+    assert plain_triangle_count(graph.indptr, graph.indices) == expected
