@@ -3,9 +3,9 @@
 The user names a pattern (or writes its edge list); the analyser builds a
 search plan (`plan`), and a backend generates and runs a kernel for it:
 
-- "cpu": numba (`impls.g2miner.numba_backend`);
-- "opencl": OpenCL C on pyopencl (`impls.g2miner.opencl_backend`);
-- "gpu": CUDA C on cupy (`impls.g2miner.cuda_backend`).
+- "cpu": numba (`impls.g2miner.cpu`);
+- "opencl": OpenCL C on pyopencl (`impls.g2miner.opencl`);
+- "gpu": CUDA C on cupy (`impls.g2miner.gpu`).
 
 Problems: `count`, `triangles`, `cliques`, `motifs`, `fsm`.  Every function
 takes `backend=`; multi-device runs go through `impls.g2miner.scheduler`.

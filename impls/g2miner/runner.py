@@ -10,9 +10,9 @@ from workloads.graphs import CSRGraph
 
 # backend name -> module with `count(plan, prepared_graph) -> int`; imported on first use,
 # so pyopencl and cupy stay optional.
-_MODULES = {"cpu": "impls.g2miner.numba_backend",
-            "opencl": "impls.g2miner.opencl_backend",
-            "gpu": "impls.g2miner.cuda_backend"}
+_MODULES = {"cpu": "impls.g2miner.cpu",
+            "opencl": "impls.g2miner.opencl",
+            "gpu": "impls.g2miner.gpu"}
 BACKENDS = tuple(_MODULES)
 
 

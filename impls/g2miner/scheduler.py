@@ -103,9 +103,9 @@ def count_partitioned(graph: CSRGraph, pattern: "str | patterns.Pattern | Iterab
     parts = partition_edges(prepared, num_partitions, chunk, policy)
     devices = tuple(p % max(num_devices, 1) for p in range(num_partitions))
     if backend == "gpu":
-        from impls.g2miner import cuda_backend
+        from impls.g2miner import gpu
 
-        pending = [cuda_backend.launch(search_plan, prepared.subset(ids), device)
+        pending = [gpu.launch(search_plan, prepared.subset(ids), device)
                    for ids, device in zip(parts, devices)]
         counts = tuple(p.result() for p in pending)
     else:

@@ -92,7 +92,7 @@ def test_random_graphs_match_brute_force_opencl(backend, induced):
 @pytest.mark.parametrize("backend", CI_BACKENDS[1:])
 def test_opencl_twin_and_dfs_kernels_agree(backend):
     """A whole edge list takes the twin kernel, a part of one the DFS: both equal brute force."""
-    from impls.g2miner import opencl_backend
+    from impls.g2miner import opencl
     from impls.g2miner.prepare import prepare
 
     seed = fresh_seed()
@@ -102,8 +102,8 @@ def test_opencl_twin_and_dfs_kernels_agree(backend):
     expected = brute_force(reference, pattern, induced=False)
     prepared = prepare(graph, plan)
     assert plan.twin_aggregate is not None and prepared.complete
-    assert opencl_backend.count(plan, prepared) == expected, f"twin, seed {seed}"
-    assert opencl_backend.count(plan, prepared.subset(np.arange(prepared.num_edges))) == expected, f"DFS, seed {seed}"
+    assert opencl.count(plan, prepared) == expected, f"twin, seed {seed}"
+    assert opencl.count(plan, prepared.subset(np.arange(prepared.num_edges))) == expected, f"DFS, seed {seed}"
 
 
 @pytest.mark.parametrize("backend", CI_BACKENDS)
@@ -133,7 +133,7 @@ def test_bad_arguments_are_refused(citeseer):
 @pytest.mark.parametrize("name", ["4-cycle", "diamond", "house", "5-clique"])
 def test_parallel_serial_and_twin_kernels_agree(monkeypatch, name):
     """Small inputs take the serial kernels; force the parallel ones too, and the DFS beside the twin aggregation."""
-    from impls.g2miner import numba_backend
+    from impls.g2miner import cpu
     from impls.g2miner.prepare import prepare
 
     seed = fresh_seed()
@@ -143,11 +143,11 @@ def test_parallel_serial_and_twin_kernels_agree(monkeypatch, name):
     expected = brute_force(reference, pattern, induced=False)
     prepared = prepare(graph, plan)
     whole_as_part = prepared.subset(np.arange(prepared.num_edges))  # not `complete`: no twin aggregation
-    assert numba_backend.count(plan, prepared) == expected, f"serial, seed {seed}"
-    assert numba_backend.count(plan, whole_as_part) == expected, f"serial DFS, seed {seed}"
-    monkeypatch.setattr(numba_backend, "SERIAL_BELOW", 0)
-    assert numba_backend.count(plan, prepared) == expected, f"parallel, seed {seed}"
-    assert numba_backend.count(plan, whole_as_part) == expected, f"parallel DFS, seed {seed}"
+    assert cpu.count(plan, prepared) == expected, f"serial, seed {seed}"
+    assert cpu.count(plan, whole_as_part) == expected, f"serial DFS, seed {seed}"
+    monkeypatch.setattr(cpu, "SERIAL_BELOW", 0)
+    assert cpu.count(plan, prepared) == expected, f"parallel, seed {seed}"
+    assert cpu.count(plan, whole_as_part) == expected, f"parallel DFS, seed {seed}"
 
 
 def test_kron12_ground_truth_matches_dense_reference():

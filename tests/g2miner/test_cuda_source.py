@@ -28,14 +28,14 @@ def test_every_generated_cuda_kernel_compiles(tmp_path):
 
 
 def test_standalone_source_holds_one_kernel():
-    from impls.g2miner.cuda_backend import source
+    from impls.g2miner.gpu import source
 
     text = source(g2miner.plan("diamond"))
     assert text.count("KERNEL g2m_count(") == 1 and "__ballot_sync" in text and "atomicAdd" in text
 
 
 def test_plans_with_a_twin_aggregation_also_emit_the_twin_kernel():
-    from impls.g2miner.cuda_backend import source
+    from impls.g2miner.gpu import source
 
     plan = g2miner.plan("4-cycle")
     assert plan.twin_aggregate is not None

@@ -95,7 +95,7 @@ def numba_source(plan: SearchPlan) -> str:
     """
     plan_comment = "\n".join("# " + line for line in str(plan).splitlines())
     lines = [
-        '"""Generated from a G2Miner search plan by impls.g2miner.numba_backend; do not edit."""',
+        '"""Generated from a G2Miner search plan by impls.g2miner.cpu; do not edit."""',
         plan_comment,
         "import numpy as np",
         "from numba import njit, prange",
