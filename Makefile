@@ -1,7 +1,7 @@
 # `make reproduce` and `make test` create .venv on first use and install recmine into it.
 PYTHON ?= python3
 VENV   ?= .venv
-EXTRAS ?= opencl,rtl,dev
+EXTRAS ?= opencl,rtl,cluster,dev
 BIN    := $(VENV)/bin
 
 .PHONY: setup reproduce reproduce-full test bench gate asv clean

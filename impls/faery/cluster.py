@@ -84,7 +84,8 @@ class Cluster:
         actor = ray.remote(_Shard)
 
         def place(instance: int, rows: Any) -> _RayMember:
-            where = NodeAffinitySchedulingStrategy(nodes[instance % len(nodes)], soft=True)
+            # Hard affinity: a soft one lets Ray's scheduler pile actors onto the driver's node.
+            where = NodeAffinitySchedulingStrategy(nodes[instance % len(nodes)], soft=False)
             return _RayMember(actor.options(num_cpus=0, num_gpus=1 if backend == "gpu" else 0,
                                             scheduling_strategy=where).remote(rows, backend))
         return place

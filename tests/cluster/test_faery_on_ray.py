@@ -18,7 +18,7 @@ def test_faery_on_ray_equals_a_single_instance(ray_cluster, fresh_rng, mode, ins
     cluster = Cluster(corpus, instances, mode, "cpu", placement="ray")
     single = Index(corpus, "cpu")
     try:
-        if mode == "sharded":  # SPREAD put the shards on different nodes
+        if mode == "sharded":  # the shards were dealt to different nodes
             nodes = {_node_of(m.actor) for m in cluster.members}
             assert len(nodes) == instances
         for _ in range(2):
