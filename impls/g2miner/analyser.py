@@ -21,7 +21,15 @@
    remaining set operations, writing into per-level buffer slots; the last
    level only counts.  Emitters translate steps one to one and never look at
    the pattern itself.
-6. **Twin aggregation** (`TwinAggregate`, optional): when the last level and an
+Steps 1-5 give the complete lowering (`lower`); the rewrites below are passes
+over it (`REWRITES`, applied in order by `plan`), each recording an optional
+shortcut on the plan that every emitter honours and the plan printer shows:
+
+6. **C(n, 2) for an unfiltered last level** (`CountPairs`, optional): when the
+   last level counts the prefix of the level before it (`count(cand_j[:i_j])`)
+   and nothing filters level j's loop, that loop sums 0 + 1 + ... + (n - 1) over
+   the n candidates of level j: the kernel counts level j's set and adds C(n, 2).
+7. **Twin aggregation** (`TwinAggregate`, optional): when the last level and an
    earlier level bind *twins* (same pattern neighbours, not adjacent, the same
    symmetry bounds against every other level, one below the other), the count
    for fixed values of the remaining levels is C(|S|, 2), where S is the twins'
@@ -33,6 +41,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 from dataclasses import dataclass
@@ -120,6 +129,22 @@ class TwinAggregate:
 
 
 @dataclass(frozen=True)
+class CountPairs:
+    """A count-only shortcut: level `level`'s loop only feeds a last level counting the prefix before v_level.
+
+    Over level `level`'s n candidates that sums 0 + 1 + ... + (n - 1) = C(n, 2), so the
+    kernel counts the set (its last step writes nothing), adds C(n, 2) and binds no v_level.
+    """
+
+    level: int
+
+    def __str__(self) -> str:
+        j = self.level
+        return (f"C(n, 2) rewrite: level {j + 1} counts cand{j}[:i{j}] for each v{j}, which sums to C(n, 2) "
+                f"over level {j}'s n candidates; level {j} counts its set instead of writing it and looping")
+
+
+@dataclass(frozen=True)
 class SearchPlan:
     """A pattern's search plan: matching order, symmetry bounds and per-level set operations."""
 
@@ -132,7 +157,9 @@ class SearchPlan:
     levels: tuple[Level, ...]
     edge_list: str
     num_slots: int
-    # An optional count-only lowering of the last levels; backends without it run `levels`.
+    # Optional count-only rewrites of the last levels (the passes in REWRITES); `levels`
+    # stays the complete lowering.  The twin aggregation needs a whole edge list.
+    count_pairs: CountPairs | None = None
     twin_aggregate: TwinAggregate | None = None
 
     @property
@@ -174,8 +201,7 @@ class SearchPlan:
             for step in lv.steps:
                 lines.append(f"    {step}")
         lines.append(f"buffers per worker: {self.num_slots} × max degree")
-        if self.twin_aggregate is not None:
-            lines.append(str(self.twin_aggregate))
+        lines += [str(rewrite) for rewrite in (self.count_pairs, self.twin_aggregate) if rewrite is not None]
         return "\n".join(lines)
 
 
@@ -260,7 +286,16 @@ def symmetry_order(pattern: Pattern, order: tuple[int, ...]) -> list[tuple[int, 
 
 @functools.lru_cache(maxsize=256)
 def plan(pattern: Pattern, induced: bool = False) -> SearchPlan:
-    """The search plan for `pattern`, vertex-induced when `induced`, edge-induced otherwise."""
+    """The search plan for `pattern`, vertex-induced when `induced`, edge-induced otherwise: the
+    complete lowering, then every rewrite pass of REWRITES in turn."""
+    result = lower(pattern, induced)
+    for rewrite in REWRITES:
+        result = rewrite(result)
+    return result
+
+
+def lower(pattern: Pattern, induced: bool = False) -> SearchPlan:
+    """The complete lowering of `pattern` to levels and steps, without any rewrite."""
     oriented = pattern.is_clique
     order = matching_order(pattern)
     n = len(order)
@@ -316,10 +351,35 @@ def plan(pattern: Pattern, induced: bool = False) -> SearchPlan:
         edge_list = "halved"
     else:
         edge_list = "full"
-    plan_levels = tuple(levels)
-    twins = None if oriented else _twin_aggregate(order, adj, below, plan_levels)
     return SearchPlan(pattern, induced, oriented, order, len(automorphisms(pattern)), tuple(constraints),
-                      plan_levels, edge_list, slots.count, twins)
+                      tuple(levels), edge_list, slots.count)
+
+
+def count_pairs_pass(search_plan: SearchPlan) -> SearchPlan:
+    """Record `CountPairs(j)` when the last level only counts the prefix of level j = depth - 2 and
+    nothing filters level j's loop (no distinctness test, no bound checked in the loop)."""
+    j = search_plan.depth - 2
+    if j < 2:
+        return search_plan
+    level, child = search_plan.levels[j], search_plan.levels[j + 1]
+    if not level.steps or level.distinct_from or child.distinct_from or (level.bounds and not level.bounded_build):
+        return search_plan
+    if child.steps != (Step(COUNT_BELOW, ("P", j), None, None, False),):
+        return search_plan
+    return dataclasses.replace(search_plan, count_pairs=CountPairs(j))
+
+
+def twin_aggregate_pass(search_plan: SearchPlan) -> SearchPlan:
+    """Record the twin aggregation when the plan's structure allows it (see `_twin_aggregate`)."""
+    if search_plan.oriented:
+        return search_plan
+    below = _transitive_closure(search_plan.depth, list(search_plan.constraints))
+    twins = _twin_aggregate(search_plan.order, search_plan.pattern.adjacency(), below, search_plan.levels)
+    return search_plan if twins is None else dataclasses.replace(search_plan, twin_aggregate=twins)
+
+
+# The rewrite passes `plan` applies to the lowering, in order.
+REWRITES = (count_pairs_pass, twin_aggregate_pass)
 
 
 def _twin_aggregate(order: tuple[int, ...], adj: tuple[frozenset[int], ...], below: set[tuple[int, int]],

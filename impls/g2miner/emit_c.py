@@ -32,11 +32,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from impls.g2miner.analyser import COUNT_BELOW, DIFFERENCE, Level, Operand, SearchPlan, Step
+from impls.g2miner.analyser import DIFFERENCE, SearchPlan
+from impls.g2miner.launch import KERNEL_NAME, LEVELS_KERNEL, TWIN_KERNEL, KernelContract
+from impls.g2miner.walker import PlanWalker
 
 WARP_SIZE = 32
 CUDA_BLOCK_SIZE = 256
-KERNEL_NAME = "g2m_count"
 
 _CUDA_PRELUDE = f"""
 #define WARP_SIZE {WARP_SIZE}
@@ -201,6 +202,8 @@ DEVICE i32 warp_setop(GLOBAL const i32* a, i32 na, GLOBAL const i32* b, i32 nb, 
 
 @dataclass(frozen=True)
 class Dialect:
+    """A C flavour: the macros every kernel is written against, and its end-of-kernel reduction."""
+
     name: str
     prelude: str
     finish: str
@@ -210,14 +213,9 @@ CUDA = Dialect("cuda", _CUDA_PRELUDE, _CUDA_FINISH)
 OPENCL = Dialect("opencl", _OPENCL_PRELUDE, _OPENCL_FINISH)
 
 
-def twin_kernel_name(name: str) -> str:
-    """The name of the twin-aggregation kernel emitted beside kernel `name`."""
-    return name + "_twin"
-
-
 def kernel_source(plan: SearchPlan, dialect: Dialect) -> str:
     """The complete source (prelude, set-operation library, kernel `KERNEL_NAME`, and
-    `twin_kernel_name(KERNEL_NAME)` when the plan has a twin aggregation) for `plan`."""
+    `TWIN_KERNEL.name(KERNEL_NAME)` when the plan has a twin aggregation) for `plan`."""
     return module_source([(KERNEL_NAME, plan)], dialect)
 
 
@@ -228,169 +226,160 @@ def module_source(kernels: list[tuple[str, SearchPlan]], dialect: Dialect) -> st
     finish = dialect.finish.strip("\n")
     for name, plan in kernels:
         plan_comment = "\n".join(" * " + line for line in str(plan).splitlines())
-        writer = _KernelWriter(plan, name)
-        body = writer.write()
+        body = _levels_kernel(plan, name)
         if plan.twin_aggregate is not None:
-            body += "\n" + writer.write_twin()
+            body += "\n" + _twin_kernel(plan, name)
         parts.append("/*\n" + plan_comment + "\n */\n" + body.replace("  FINISH;", finish))
     return "\n".join(parts)
 
 
-class _KernelWriter:
-    """Walks the plan's levels and writes the kernel body; every name is level- or step-numbered."""
+class CDialect:
+    """Printing hooks for the C kernels: a set is (pointer, length); all lanes of a warp walk the
+    DFS together, so a rejected vertex empties the next set (`live`) instead of branching."""
 
-    def __init__(self, plan: SearchPlan, name: str) -> None:
-        self.plan = plan
-        self.name = name
-        self.step_id = 0
+    indent = "  "
+    branches_on_rejection = False
 
-    def _head(self, name: str, params: str) -> list[str]:
-        """A kernel's signature (the graph, `params`, the outputs) and its warp's buffer slots."""
-        lines = [f"KERNEL {name}(GLOBAL const i64* indptr, GLOBAL const i32* indices, {params},",
-                 "                   GLOBAL u64* total, GLOBAL int* overflow) {",
-                 "  DECLARE_SCRATCH"]
-        return lines + [f"  GLOBAL i32* buf{s} = buffers + (WARP_ID * {self.plan.num_slots} + {s}) * max_degree;"
-                        for s in range(self.plan.num_slots)]
+    def __init__(self) -> None:
+        self.step_id = 0  # numbers the lengths of written sets, unique within a kernel
 
-    def write(self) -> str:
-        plan = self.plan
-        lines = self._head(self.name, "GLOBAL const i32* src, GLOBAL const i32* dst, const i64 num_edges, "
-                                      "const i64 max_degree, GLOBAL i32* buffers")
-        lines += ["  u64 acc = 0;", "  int wrapped = 0;",
-                  "  for (i64 e = WARP_ID; e < num_edges; e += NUM_WARPS) {"]
-        inner = ["const i32 v0 = src[e];", "const i32 v1 = dst[e];"]
-        for v in (0, 1):
-            if plan.needs_neighbours(v):
-                inner += self._neighbours(v)
-        inner += self._level(2, {})
-        lines += ["    " + line for line in inner]
-        lines += ["  }", "  FINISH;", "}", ""]
-        return "\n".join(lines)
+    def comment(self, text: str) -> list[str]:
+        return [f"/* {text.replace('∈', 'in')} */"]
 
-    def write_twin(self) -> str:
-        """The twin-aggregation kernel: parallel over v0, wedges counted per key vertex."""
-        plan = self.plan
-        lines = self._head(twin_kernel_name(self.name),
-                           "const i64 num_vertices, const i64 max_degree, GLOBAL i32* buffers, "
-                           "GLOBAL i32* wedge_counts, GLOBAL i32* key_lists, GLOBAL i32* key_counts")
-        lines += ["  /* This warp's wedge counter per vertex (all zero between v0s), the keys it",
-                  "     touched for the current v0, and how many. */",
-                  "  GLOBAL i32* wedges = wedge_counts + WARP_ID * num_vertices;",
-                  "  GLOBAL i32* keys = key_lists + WARP_ID * num_vertices;",
-                  "  GLOBAL i32* num_keys = key_counts + WARP_ID;",
-                  "  u64 partial = 0;", "  int wrapped = 0;",
-                  "  for (i64 v = WARP_ID; v < num_vertices; v += NUM_WARPS) {"]
-        inner = ["const i32 v0 = (i32)v;", *self._neighbours(0)]
-        inner += self._level(1, {}, wedge_key=plan.twin_aggregate.key)
-        inner += ["WARP_SYNC();",
-                  "/* Each key's w wedges hold C(w, 2) matches; reading a count also resets it. */",
-                  "const i32 touched = ATOMIC_READ(num_keys);",
-                  "for (i32 k = (i32)LANE; k < touched; k += WARP_SIZE) {",
-                  "  const u64 w = (u64)ATOMIC_XCHG(&wedges[keys[k]], 0);",
-                  "  const u64 before = partial;",
-                  "  partial += w * (w - 1) / 2;",
-                  "  wrapped |= partial < before;",
-                  "}",
-                  "WARP_SYNC();",
-                  "if (LANE == 0) ATOMIC_XCHG(num_keys, 0);",
-                  "WARP_SYNC();"]
-        lines += ["    " + line for line in inner]
-        lines += ["  }", "  const u64 acc = WARP_SUM(partial, wrapped);", "  wrapped = BALLOT(wrapped) != 0u;",
-                  "  FINISH;", "}", ""]
-        return "\n".join(lines)
+    def bind_edge(self) -> list[str]:
+        return ["const i32 v0 = src[e];", "const i32 v1 = dst[e];"]
 
-    @staticmethod
-    def _neighbours(v: int) -> list[str]:
+    def neighbours(self, v: int) -> list[str]:
         return [f"GLOBAL const i32* n{v} = indices + indptr[v{v}];",
                 f"const i32 d{v} = (i32)(indptr[v{v} + 1] - indptr[v{v}]);"]
 
-    def _operand(self, operand: Operand, lengths: dict[int, str]) -> tuple[str, str]:
-        kind, index = operand
-        if kind == "N":
-            return f"n{index}", f"d{index}"
-        if kind == "S":
-            return f"buf{index}", lengths[index]
-        pointer, _ = self._operand(self.plan.levels[index].result, lengths)
-        return pointer, f"i{index}"
+    def neighbour_set(self, v: int) -> tuple[str, str]:
+        return f"n{v}", f"d{v}"
 
-    def _bound(self, level: Level) -> str:
-        names = [f"v{b}" for b in level.bounds]
-        if not names:
-            return "NO_BOUND"
+    def prefix(self, candidates: tuple[str, str], j: int) -> tuple[str, str]:
+        return candidates[0], f"i{j}"
+
+    def min_of(self, names: list[str]) -> str:
         expr = names[0]
         for name in names[1:]:
             expr = f"min({expr}, {name})"
         return expr
 
-    def _step(self, step: Step, level: Level, lengths: dict[int, str], live: str | None) -> list[str]:
-        bound = self._bound(level) if step.bounded else "NO_BOUND"
-        left, left_len = self._operand(step.left, lengths)
-        if live is not None:
-            left_len = f"({live} ? {left_len} : 0)"
-        if step.kind == COUNT_BELOW:
-            expr = f"lower_bound({left}, 0, {left_len}, {bound})" if step.bounded else left_len
-            return [f"i64 c = {expr};"]
-        difference = int(step.kind == DIFFERENCE)
-        call = (f"warp_setop({left}, {left_len}, n{step.right}, d{step.right}, {bound}, {difference}, "
-                f"{'0' if step.out is None else f'buf{step.out}'} SCRATCH_ARG)")
-        if step.out is None:
-            return [f"i64 c = {call};"]
-        self.step_id += 1
-        name = f"len{self.step_id}"
-        lengths[step.out] = name
-        return [f"const i32 {name} = {call};"]
+    @staticmethod
+    def _length(candidates: tuple[str, str], live: str | None) -> str:
+        return candidates[1] if live is None else f"({live} ? {candidates[1]} : 0)"
 
-    def _membership(self, level: Level, vertex: str) -> str:
-        tests = [f"contains(n{i}, d{i}, {vertex})" for i in level.connected]
-        tests += [f"!contains(n{d}, d{d}, {vertex})" for d in level.disconnected]
-        if level.bounds:
-            tests.insert(0, f"{vertex} < {self._bound(level)}")
-        if level.prefix is not None:
-            tests.insert(0, f"{vertex} < v{level.prefix}")
+    def setop(self, kind: str, left: tuple[str, str], right: tuple[str, str], bound: str | None, out: int | None,
+              live: str | None) -> tuple[list[str], tuple[str, str] | None]:
+        call = (f"warp_setop({left[0]}, {self._length(left, live)}, {right[0]}, {right[1]}, {bound or 'NO_BOUND'}, "
+                f"{int(kind == DIFFERENCE)}, {'0' if out is None else f'buf{out}'} SCRATCH_ARG)")
+        if out is None:
+            return [f"i64 c = {call};"], None
+        self.step_id += 1
+        length = f"len{self.step_id}"
+        return [f"const i32 {length} = {call};"], (f"buf{out}", length)
+
+    def count_below(self, left: tuple[str, str], bound: str | None, live: str | None) -> list[str]:
+        length = self._length(left, live)
+        return [f"i64 c = {f'lower_bound({left[0]}, 0, {length}, {bound})' if bound else length};"]
+
+    def less(self, x: str, y: str) -> str:
+        return f"{x} < {y}"
+
+    def contains(self, candidates: tuple[str, str], x: str) -> str:
+        return f"contains({candidates[0]}, {candidates[1]}, {x})"
+
+    def negate(self, test: str) -> str:
+        return f"!{test}"
+
+    def all_of(self, tests: list[str]) -> str:
         return " && ".join(tests)
 
-    def _level(self, j: int, lengths: dict[int, str], live: str | None = None,
-               wedge_key: int | None = None) -> list[str]:
-        """Levels j.. of the DFS.  `live` names the parent's flag for "this vertex is distinct":
-        a rejected vertex empties the first set below it instead of branching, so no
-        barrier ever sits under a data-dependent branch (PoCL builds those very slowly).
+    def decrement_count_if(self, test: str) -> list[str]:
+        return [f"if ({test}) c -= 1;"]
 
-        With `wedge_key` (the twin kernel), that level ends the walk: its lanes share out
-        the candidates and count one wedge per candidate."""
-        plan = self.plan
-        level = plan.levels[j]
-        lengths = dict(lengths)
-        out = [f"/* level {j}: v{j} in {level.candidate_expr(plan.oriented)} */"]
-        for k, step in enumerate(level.steps):
-            out += self._step(step, level, lengths, live if k == 0 else None)
-        if level.count_only:
-            for m in level.distinct_from:
-                out.append(f"if ({self._membership(level, f'v{m}')}) c -= 1;")
-            if live is not None:
-                out.append(f"if (!{live}) c = 0;")
-            out += ["{ const u64 before = acc; acc += (u64)c; wrapped |= acc < before; }"]
-            return out
-        pointer, length = self._operand(level.result, lengths)
-        if live is not None and not level.steps:
-            length = f"({live} ? {length} : 0)"
-        if level.bounds and not level.bounded_build:
-            length = f"lower_bound({pointer}, 0, {length}, {self._bound(level)})"
-        out.append(f"const i32 end{j} = {length};")
-        if j == wedge_key:
-            out.append(f"for (i32 i{j} = (i32)LANE; i{j} < end{j}; i{j} += WARP_SIZE) {{")
-            loop = [f"const i32 v{j} = {pointer}[i{j}];"]
-            loop += [f"if (v{j} == v{m}) continue;" for m in level.distinct_from]
-            loop.append(f"if (ATOMIC_INC(&wedges[v{j}]) == 0) keys[ATOMIC_INC(num_keys)] = v{j};")
-            return out + ["  " + line for line in loop] + ["}"]
-        out.append(f"for (i32 i{j} = 0; i{j} < end{j}; i{j}++) {{")
-        loop = [f"const i32 v{j} = {pointer}[i{j}];", f"(void)v{j};  /* some plans only count below it */"]
-        child_live = None
-        if level.distinct_from:
-            child_live = f"live{j}"
-            loop.append(f"const int {child_live} = " + " && ".join(f"v{j} != v{m}" for m in level.distinct_from) + ";")
-        if plan.needs_neighbours(j):
-            loop += self._neighbours(j)
-        loop += self._level(j + 1, lengths, child_live, wedge_key)
-        out += ["  " + line for line in loop]
-        out.append("}")
-        return out
+    def zero_count_unless(self, live: str) -> list[str]:
+        return [f"if (!{live}) c = 0;"]
+
+    def _add(self, expr: str) -> list[str]:
+        return [f"{{ const u64 before = acc; acc += (u64){expr}; wrapped |= acc < before; }}"]
+
+    def add_count(self) -> list[str]:
+        return self._add("c")
+
+    def add_pairs_of_count(self) -> list[str]:
+        return self._add("(c * (c - 1) / 2)")
+
+    def open_loop(self, j: int, candidates: tuple[str, str], bound: str | None, live: str | None,
+                  lanes_share: bool) -> tuple[list[str], list[str], list[str]]:
+        pointer, length = candidates[0], self._length(candidates, live)
+        if bound is not None:
+            length = f"lower_bound({pointer}, 0, {length}, {bound})"
+        head = [f"const i32 end{j} = {length};"]
+        body = [f"const i32 v{j} = {pointer}[i{j}];"]
+        if lanes_share:  # the lanes share out the candidates: no barrier below
+            head.append(f"for (i32 i{j} = (i32)LANE; i{j} < end{j}; i{j} += WARP_SIZE) {{")
+        else:
+            head.append(f"for (i32 i{j} = 0; i{j} < end{j}; i{j}++) {{")
+            body.append(f"(void)v{j};  /* some plans only count below it */")
+        return head, body, ["}"]
+
+    def skip_equal(self, j: int, earlier: tuple[int, ...]) -> list[str]:
+        return [f"if (v{j} == v{m}) continue;" for m in earlier]
+
+    def reject_equal(self, j: int, earlier: tuple[int, ...]) -> tuple[list[str], str]:
+        live = f"live{j}"
+        return [f"const int {live} = " + " && ".join(f"v{j} != v{m}" for m in earlier) + ";"], live
+
+    def count_wedge(self, j: int) -> list[str]:
+        return [f"if (ATOMIC_INC(&wedges[v{j}]) == 0) keys[ATOMIC_INC(num_keys)] = v{j};"]
+
+
+def _head(plan: SearchPlan, kernel: KernelContract, name: str, walker: PlanWalker) -> list[str]:
+    """A kernel's signature, from the launcher contract, and the buffer slots its warp's walk writes."""
+    lines = [f"KERNEL {kernel.name(name)}({kernel.c_params()}) {{", "  DECLARE_SCRATCH"]
+    return lines + [f"  GLOBAL i32* buf{s} = buffers + (WARP_ID * {plan.num_slots} + {s}) * max_degree;"
+                    for s in sorted(walker.written_slots)]
+
+
+def _levels_kernel(plan: SearchPlan, name: str) -> str:
+    """The DFS over the edge list: warp w takes edges w, w + W, ..."""
+    walker = PlanWalker(plan, CDialect())
+    walk = walker.edge_walk()
+    lines = _head(plan, LEVELS_KERNEL, name, walker)
+    lines += ["  u64 acc = 0;", "  int wrapped = 0;",
+              "  for (i64 e = WARP_ID; e < num_edges; e += NUM_WARPS) {"]
+    lines += ["    " + line for line in walk]
+    lines += ["  }", "  FINISH;", "}", ""]
+    return "\n".join(lines)
+
+
+def _twin_kernel(plan: SearchPlan, name: str) -> str:
+    """The twin-aggregation kernel: parallel over v0, wedges counted per key vertex."""
+    walker = PlanWalker(plan, CDialect())
+    walk = walker.twin_walk()
+    lines = _head(plan, TWIN_KERNEL, name, walker)
+    lines += ["  /* This warp's wedge counter per vertex (all zero between v0s), the keys it",
+              "     touched for the current v0, and how many. */",
+              "  GLOBAL i32* wedges = wedge_counts + WARP_ID * num_vertices;",
+              "  GLOBAL i32* keys = key_lists + WARP_ID * num_vertices;",
+              "  GLOBAL i32* num_keys = key_counts + WARP_ID;",
+              "  u64 partial = 0;", "  int wrapped = 0;",
+              "  for (i64 v = WARP_ID; v < num_vertices; v += NUM_WARPS) {"]
+    inner = ["const i32 v0 = (i32)v;", *walk]
+    inner += ["WARP_SYNC();",
+              "/* Each key's w wedges hold C(w, 2) matches; reading a count also resets it. */",
+              "const i32 touched = ATOMIC_READ(num_keys);",
+              "for (i32 k = (i32)LANE; k < touched; k += WARP_SIZE) {",
+              "  const u64 w = (u64)ATOMIC_XCHG(&wedges[keys[k]], 0);",
+              "  const u64 before = partial;",
+              "  partial += w * (w - 1) / 2;",
+              "  wrapped |= partial < before;",
+              "}",
+              "WARP_SYNC();",
+              "if (LANE == 0) ATOMIC_XCHG(num_keys, 0);",
+              "WARP_SYNC();"]
+    lines += ["    " + line for line in inner]
+    lines += ["  }", "  const u64 acc = WARP_SUM(partial, wrapped);", "  wrapped = BALLOT(wrapped) != 0u;",
+              "  FINISH;", "}", ""]
+    return "\n".join(lines)

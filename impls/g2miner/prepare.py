@@ -38,6 +38,10 @@ class PreparedGraph:
     def num_edges(self) -> int:
         return len(self.src)
 
+    @property
+    def num_vertices(self) -> int:
+        return len(self.indptr) - 1
+
     def subset(self, edge_ids: np.ndarray) -> "PreparedGraph":
         """The same graph with only the listed edges of the edge list to start from."""
         return PreparedGraph(self.indptr, self.indices, self.src[edge_ids], self.dst[edge_ids],

@@ -1,0 +1,163 @@
+"""The launcher contract of the generated C kernels, shared by the CUDA and OpenCL launchers.
+
+One place holds what a launcher must agree on with the emitted kernel:
+
+- **the argument list** of each kernel (`LEVELS_KERNEL`, `TWIN_KERNEL`): the C
+  emitter prints the signature from it, and a launcher passes its arguments by
+  name (`KernelContract.arguments`), never by position;
+- **the scratch sizing**: the per-warp arrays each kernel needs (buffer slots,
+  and for the twin kernel a wedge counter, a key list and a key count);
+- **the twin-or-levels choice** (`kernels_for`): the twin aggregation when the
+  plan has one and the edge list is whole, the levels otherwise and whenever
+  the twin kernel's per-warp arrays do not fit (`choose_launch`);
+- **the overflow check** (`checked_total`).
+
+`DeviceGraphs` uploads each prepared graph's arrays once per device: a timed
+count measures the kernel, not the host-to-device copy (the harness's warm-up
+run absorbs the first upload).
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from impls.g2miner.analyser import SearchPlan
+from impls.g2miner.prepare import PreparedGraph
+
+KERNEL_NAME = "g2m_count"
+
+# How a parameter is passed: a graph array on the device, a 64-bit scalar from the
+# graph, a per-warp scratch array, or an output.
+GRAPH, SCALAR, SCRATCH, OUTPUT = "graph", "scalar", "scratch", "output"
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    c_type: str
+    role: str
+
+
+@dataclass(frozen=True)
+class ScratchArray:
+    """A per-warp int32 array: `ints` of them per warp, zero-filled when `zeroed`."""
+
+    name: str
+    ints: int
+    zeroed: bool
+
+
+@dataclass(frozen=True)
+class KernelContract:
+    """One kernel's name suffix, parameters and what its work items are."""
+
+    suffix: str
+    params: tuple[Param, ...]
+    # "edges": warp w takes edges w, w + W, ...; "vertices": vertices as v0.
+    work: str
+
+    def name(self, base: str = KERNEL_NAME) -> str:
+        return base + self.suffix
+
+    def c_params(self) -> str:
+        return ", ".join(f"{p.c_type} {p.name}" for p in self.params)
+
+    def work_items(self, graph: PreparedGraph) -> int:
+        return graph.num_edges if self.work == "edges" else graph.num_vertices
+
+    def scalars(self, graph: PreparedGraph) -> dict[str, np.int64]:
+        values = {"num_edges": graph.num_edges, "num_vertices": graph.num_vertices, "max_degree": graph.max_degree}
+        return {p.name: np.int64(values[p.name]) for p in self.params if p.role == SCALAR}
+
+    def scratch(self, plan: SearchPlan, graph: PreparedGraph) -> tuple[ScratchArray, ...]:
+        """The per-warp scratch arrays, in parameter order."""
+        sizes = {"buffers": (plan.num_slots * graph.max_degree, False),
+                 "wedge_counts": (graph.num_vertices, True),  # zero between v0s
+                 "key_lists": (graph.num_vertices, False),
+                 "key_counts": (1, True)}
+        return tuple(ScratchArray(p.name, *sizes[p.name]) for p in self.params if p.role == SCRATCH)
+
+    def bytes_per_warp(self, plan: SearchPlan, graph: PreparedGraph) -> int:
+        return 4 * sum(array.ints for array in self.scratch(plan, graph))
+
+    def arguments(self, values: Mapping[str, Any]) -> tuple:
+        """The kernel's arguments in its parameter order, from values by parameter name."""
+        missing = [p.name for p in self.params if p.name not in values]
+        if missing:
+            raise KeyError(f"kernel {self.name()}: no value for {', '.join(missing)}")
+        return tuple(values[p.name] for p in self.params)
+
+
+_ADJACENCY = (Param("indptr", "GLOBAL const i64*", GRAPH), Param("indices", "GLOBAL const i32*", GRAPH))
+_OUTPUTS = (Param("total", "GLOBAL u64*", OUTPUT), Param("overflow", "GLOBAL int*", OUTPUT))
+
+LEVELS_KERNEL = KernelContract("", _ADJACENCY + (
+    Param("src", "GLOBAL const i32*", GRAPH), Param("dst", "GLOBAL const i32*", GRAPH),
+    Param("num_edges", "const i64", SCALAR), Param("max_degree", "const i64", SCALAR),
+    Param("buffers", "GLOBAL i32*", SCRATCH)) + _OUTPUTS, work="edges")
+
+TWIN_KERNEL = KernelContract("_twin", _ADJACENCY + (
+    Param("num_vertices", "const i64", SCALAR), Param("max_degree", "const i64", SCALAR),
+    Param("buffers", "GLOBAL i32*", SCRATCH), Param("wedge_counts", "GLOBAL i32*", SCRATCH),
+    Param("key_lists", "GLOBAL i32*", SCRATCH), Param("key_counts", "GLOBAL i32*", SCRATCH)) + _OUTPUTS,
+    work="vertices")
+
+
+def uses_twin_kernel(plan: SearchPlan, graph: PreparedGraph) -> bool:
+    """Whether the twin aggregation may run: the plan has one and the edge list is whole."""
+    return plan.twin_aggregate is not None and graph.complete
+
+
+def kernels_for(plan: SearchPlan, graph: PreparedGraph) -> tuple[KernelContract, ...]:
+    """The kernels that can count `plan` over `graph`, preferred first."""
+    return (TWIN_KERNEL, LEVELS_KERNEL) if uses_twin_kernel(plan, graph) else (LEVELS_KERNEL,)
+
+
+def choose_launch(plan: SearchPlan, graph: PreparedGraph,
+                  warps_that_fit: Callable[[KernelContract], int]) -> tuple[KernelContract, int]:
+    """The first kernel of `kernels_for` for which the launcher fits at least one warp, and its warps.
+
+    `warps_that_fit(kernel)` is the launcher's geometry (device limits, memory); the twin
+    kernel's |V|-sized arrays may not fit where the levels' buffers do.
+    """
+    for kernel in kernels_for(plan, graph):
+        warps = warps_that_fit(kernel)
+        if warps >= 1:
+            return kernel, warps
+    raise MemoryError(f"{plan.pattern.name}: per-warp arrays of {LEVELS_KERNEL.bytes_per_warp(plan, graph)} bytes "
+                      "do not fit in the device memory share")
+
+
+def checked_total(plan: SearchPlan, total: int, overflow: int) -> int:
+    """The kernel's count, or OverflowError when a 64-bit counter wrapped."""
+    if overflow or total >= 2**63:
+        raise OverflowError(f"{plan.pattern.name}: a 64-bit count overflowed")
+    return total
+
+
+class DeviceGraphs:
+    """Each prepared graph's arrays on each device, uploaded once by `upload(array, device)`.
+
+    The adjacency is keyed by its arrays, so the parts of one edge list (the
+    scheduler's partitions) share one upload of it; a copy goes when its host
+    array goes.
+    """
+
+    def __init__(self, upload: Callable[[np.ndarray, Any], Any]) -> None:
+        self._upload = upload
+        self._on_device: dict[tuple[int, Any], Any] = {}
+
+    def _get(self, array: np.ndarray, device: Any) -> Any:
+        key = (id(array), device)
+        if key not in self._on_device:
+            self._on_device[key] = self._upload(np.ascontiguousarray(array), device)
+            weakref.finalize(array, self._on_device.pop, key, None)
+        return self._on_device[key]
+
+    def arrays(self, graph: PreparedGraph, device: Any) -> dict[str, Any]:
+        """indptr, indices, src and dst on `device`, by parameter name."""
+        return {name: self._get(getattr(graph, name), device) for name in ("indptr", "indices", "src", "dst")}
