@@ -18,7 +18,10 @@ and 4-cycle; full runs kron16-18 and, on the GPU, kron21, as FULL_GRID lists, pl
 multi-GPU runs (the scheduler over 2, 4, 8 GPUs) that this machine has GPUs for.  Preprocessing
 (orientation, relabelling) happens before the timed region for both systems:
 pangolin_bfs prepares in `build`, G2Miner caches its prepared graph on first
-use, which the harness's warm-up run absorbs.
+use, and its gpu and opencl backends upload it once per device
+(`impls.g2miner.launch.DeviceGraphs`): the harness's warm-up run absorbs both,
+so every backend's timing is the kernel's.  `recmine g2miner bench` times
+the kernels alone for any pattern, the same way.
 """
 
 from __future__ import annotations
@@ -283,6 +286,49 @@ def count_command(graph: str, pattern: str, backend: str, induced: bool) -> None
     click.echo(f"{pattern} ({'vertex' if induced else 'edge'}-induced) in {data.name}: "
                f"{found} matches, {elapsed:.3f} s on {backend} (including kernel generation and preprocessing)",
                err=True)
+
+
+@cli.command("bench")
+@click.argument("patterns", nargs=-1, required=True)
+@click.option("--workload", default="kron16", show_default=True, help="a workload name or a graph file/prefix")
+@click.option("--backend", type=click.Choice(G2MINER_BACKENDS), default="cpu", show_default=True)
+@click.option("--induced", is_flag=True, help="vertex-induced matching (default: edge-induced)")
+@click.option("--repeat", type=click.IntRange(1, 1000), default=3, show_default=True, help="timed runs per pattern")
+def bench_command(patterns: tuple[str, ...], workload: str, backend: str, induced: bool, repeat: int) -> None:
+    """Time G2Miner's kernel alone for each of PATTERNS (names or edge lists) on a workload.
+
+    Graph preparation (relabelling, orientation), kernel compilation and the
+    graph's upload to the device (once per device) happen in untimed warm-up
+    runs: on a slice of the edge list, then on the whole one where the plan's
+    twin kernel runs only there.  The load average is printed before and after,
+    since a shared machine's figures drift with it.
+    """
+    import os
+
+    import numpy as np
+
+    from devices.timers import timer_for
+    from harness.measure import Settings, measure
+    from impls.g2miner.prepare import prepare
+    from impls.g2miner.runner import count_prepared
+
+    ok, why = devices.can_run(backend)
+    if not ok:
+        raise ValueError(why)
+    plans = [_g2miner().plan(_pattern_spec(name), induced=induced) for name in patterns]  # refused before loading
+    data = _graph(workload)
+    timed = Settings(warmup=0, min_repeats=repeat, min_time_s=0.0, max_repeats=repeat, max_time_s=float("inf"))
+    click.echo(f"{data.name}: {data.num_vertices} vertices, {data.num_edges} edges; backend {backend}; "
+               f"load average {os.getloadavg()[0]:.2f}")
+    for name, search_plan in zip(patterns, plans):
+        prepared = prepare(data, search_plan)
+        count_prepared(search_plan, prepared.subset(np.arange(min(1000, prepared.num_edges))), backend)
+        if search_plan.twin_aggregate is not None:
+            count_prepared(search_plan, prepared, backend)  # that kernel runs on whole edge lists only
+        result = measure(lambda: count_prepared(search_plan, prepared, backend), timed, timer_for(backend))
+        click.echo(f"{name}: count {result.result}, median {result.median:.3f} s over {len(result.samples)} runs "
+                   f"(min {min(result.samples):.3f} s, max {max(result.samples):.3f} s); "
+                   f"load average {os.getloadavg()[0]:.2f}")
 
 
 _EDGE = re.compile(r"\s*([0-9]+)\s*-\s*([0-9]+)\s*")
