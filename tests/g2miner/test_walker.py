@@ -1,0 +1,125 @@
+"""The plan walker, its rewrite passes and the launcher contract the C backends share."""
+
+from __future__ import annotations
+
+import contextlib
+import types
+
+import numpy as np
+import pytest
+
+from impls import g2miner
+from impls.g2miner import analyser, emit_c, gpu, launch
+from impls.g2miner.emit_numba import numba_source
+from impls.g2miner.prepare import prepare
+
+from tests.g2miner.conftest import CI_BACKENDS, fresh_seed, random_graph
+from tests.g2miner.test_counts import brute_force
+
+
+def test_count_pairs_is_a_pass_every_dialect_and_the_printer_get():
+    plan = g2miner.plan("diamond")
+    assert plan.count_pairs == analyser.CountPairs(level=2)
+    assert analyser.lower(plan.pattern).count_pairs is None  # the lowering alone has none
+    assert "C(n, 2) rewrite: level 3 counts cand2[:i2]" in str(plan)
+    marker = "summed over v2 as C(n, 2)"
+    assert marker in numba_source(plan)
+    for dialect in (emit_c.CUDA, emit_c.OPENCL):
+        text = emit_c.kernel_source(plan, dialect)
+        assert marker in text and "for (i32 i2" not in text, dialect.name  # no loop over level 2 left
+    # Vertex-induced, the last level subtracts a neighbour list: no prefix count, no rewrite.
+    assert g2miner.plan("diamond", induced=True).count_pairs is None
+
+
+@pytest.mark.parametrize("backend", CI_BACKENDS)
+def test_count_pairs_counts_match_brute_force(backend):
+    seed = fresh_seed()
+    graph, reference = random_graph(seed, num_vertices=24, density=0.4)
+    plan = g2miner.plan("diamond")
+    assert g2miner.count(graph, "diamond", backend=backend) == brute_force(reference, plan.pattern, False), seed
+
+
+def test_every_kernel_signature_is_the_contracts():
+    plan = g2miner.plan("4-cycle")
+    text = emit_c.kernel_source(plan, emit_c.CUDA)
+    for kernel in (launch.LEVELS_KERNEL, launch.TWIN_KERNEL):
+        assert f"KERNEL {kernel.name()}({kernel.c_params()}) {{" in text
+    with pytest.raises(KeyError, match="no value for src, dst"):
+        launch.LEVELS_KERNEL.arguments({"indptr": 0, "indices": 0})
+
+
+def test_twin_or_levels_choice_and_overflow_check():
+    graph, _ = random_graph(fresh_seed(), num_vertices=20)
+    plan = g2miner.plan("4-cycle")
+    prepared = prepare(graph, plan)
+    part = prepared.subset(np.arange(prepared.num_edges))
+    assert launch.kernels_for(plan, prepared) == (launch.TWIN_KERNEL, launch.LEVELS_KERNEL)
+    assert launch.kernels_for(plan, part) == (launch.LEVELS_KERNEL,)
+    assert launch.kernels_for(g2miner.plan("diamond"), prepared) == (launch.LEVELS_KERNEL,)
+    # The twin kernel's |V| arrays do not fit: the levels run.
+    fits = {launch.TWIN_KERNEL: 0, launch.LEVELS_KERNEL: 3}
+    assert launch.choose_launch(plan, prepared, fits.get) == (launch.LEVELS_KERNEL, 3)
+    with pytest.raises(MemoryError):
+        launch.choose_launch(plan, prepared, lambda kernel: 0)
+    assert launch.checked_total(plan, 7, 0) == 7
+    with pytest.raises(OverflowError):
+        launch.checked_total(plan, 7, 1)
+    with pytest.raises(OverflowError):
+        launch.checked_total(plan, 2**63, 0)
+
+
+def test_a_graph_is_uploaded_once_per_device_and_its_parts_share_the_adjacency():
+    uploads = []
+    graphs = launch.DeviceGraphs(lambda array, device: uploads.append((len(array), device)) or array)
+    graph, _ = random_graph(fresh_seed(), num_vertices=20)
+    prepared = prepare(graph, g2miner.plan("diamond"))
+    graphs.arrays(prepared, 0)
+    graphs.arrays(prepared, 0)
+    assert len(uploads) == 4  # indptr, indices, src, dst: once
+    graphs.arrays(prepared, 1)
+    assert len(uploads) == 8  # again on another device
+    graphs.arrays(prepared.subset(np.arange(3)), 0)
+    assert len(uploads) == 10  # a part: its own src and dst, the adjacency already there
+
+
+class _FakeCupy:
+    """Enough of cupy for the CUDA launcher to run on the host: arrays are numpy, memory is `free` bytes."""
+
+    int32, uint64 = np.int32, np.uint64
+
+    def __init__(self, free: int) -> None:
+        self.cuda = types.SimpleNamespace(Device=lambda device: contextlib.nullcontext(),
+                                          runtime=types.SimpleNamespace(memGetInfo=lambda: (free, free)))
+
+    zeros = staticmethod(np.zeros)
+    empty = staticmethod(np.empty)
+    asarray = staticmethod(np.asarray)
+
+
+@pytest.mark.parametrize("free_bytes, expected", [(1 << 34, launch.TWIN_KERNEL), (1 << 10, launch.LEVELS_KERNEL)])
+def test_cuda_launcher_passes_the_contracts_arguments_by_name(monkeypatch, free_bytes, expected):
+    """The CUDA launcher without a GPU: the arguments reach the kernel in the contract's order."""
+    graph, _ = random_graph(fresh_seed(), num_vertices=30, density=0.3)
+    plan = g2miner.plan("4-cycle")
+    prepared = prepare(graph, plan)
+    launched = []
+
+    def fake_kernel(plan_, kernel, device=0):
+        return lambda grid, block, args: launched.append((kernel, grid, args))
+
+    monkeypatch.setattr(gpu, "_cupy", lambda: _FakeCupy(free_bytes))
+    monkeypatch.setattr(gpu, "compile_kernel", fake_kernel)
+    monkeypatch.setattr(gpu, "resident_blocks", lambda kernel, block, device: 4)
+    monkeypatch.setattr(gpu, "_GRAPHS", launch.DeviceGraphs(lambda array, device: array))
+    gpu.launch(plan, prepared)
+    kernel, (blocks,), args = launched[-1]
+    assert kernel == expected and blocks >= 1
+    by_name = dict(zip((p.name for p in kernel.params), args))
+    assert by_name["indptr"] is prepared.indptr and by_name["max_degree"] == prepared.max_degree
+    warps = blocks * (emit_c.CUDA_BLOCK_SIZE // emit_c.WARP_SIZE)
+    if kernel == launch.TWIN_KERNEL:
+        assert by_name["num_vertices"] == prepared.num_vertices
+        assert len(by_name["wedge_counts"]) == warps * prepared.num_vertices and not by_name["wedge_counts"].any()
+    else:
+        assert by_name["num_edges"] == prepared.num_edges and by_name["dst"] is prepared.dst
+    assert by_name["total"].dtype == np.uint64 and by_name["overflow"].dtype == np.int32
