@@ -179,10 +179,11 @@ def request_bytes(req: PullRequest) -> tuple[int, int]:
 
 
 def response_bytes(resp: PullResponse, row_bytes: int) -> tuple[int, int]:
-    payload = sum(len(d.keys) for d in resp.shards) * row_bytes
-    meta = HEADER_BYTES + sum(SHARD_ENTRY_BYTES + _vv_bytes(d.vv) + _vv_bytes(d.base)
-                              + len(d.keys) * (KEY_BYTES + VERSION_BYTES) for d in resp.shards)
-    return payload, meta
+    n_rows = sum(len(d.keys) for d in resp.shards)
+    vv_entries = sum(np.count_nonzero(d.vv) + np.count_nonzero(d.base) for d in resp.shards)
+    meta = (HEADER_BYTES + SHARD_ENTRY_BYTES * len(resp.shards) + VV_ENTRY_BYTES * int(vv_entries)
+            + n_rows * (KEY_BYTES + VERSION_BYTES))
+    return n_rows * row_bytes, meta
 
 
 # ------------------------------------------------------------------------------ replica
@@ -194,14 +195,16 @@ class HotKeyCache:
     Members sit in a flat array (so an answer reads them without a Python loop), each
     with the stamp of its last touch; when a batch does not fit, one argpartition keeps
     the most recently touched of members and newcomers (what a one-by-one LRU keeps).
-    `touch` returns the evicted slots, which the replica folds into its DVV.
+    `touch` returns the evicted slots, which the replica folds into its DVV.  Slots are
+    a replica's dense storage indices, so `position` is an array indexed by slot (-1:
+    not cached), grown as slots appear: a touch looks its slots up without a Python loop.
     """
 
     def __init__(self, capacity: int):
         self.capacity = capacity
         self.slots = np.empty(capacity, dtype=np.int64)
         self.stamps = np.empty(capacity, dtype=np.int64)
-        self.position: dict[int, int] = {}
+        self.position = np.full(64, -1, dtype=np.int64)
         self.n = 0
         self.clock = 0
 
@@ -214,15 +217,21 @@ class HotKeyCache:
     def _place(self, slots: np.ndarray, stamps: np.ndarray, places: np.ndarray) -> None:
         self.slots[places] = slots
         self.stamps[places] = stamps
-        self.position.update(zip(slots.tolist(), places.tolist()))
+        self.position[slots] = places
 
     def touch(self, slots: np.ndarray) -> np.ndarray:
-        """Mark `slots` (distinct) as just updated; returns the slots that left (or never entered) the cache."""
+        """Mark `slots` (distinct, >= 0) as just updated; returns the slots that left (or never entered) the cache."""
         k = len(slots)
+        if k == 0:
+            return np.zeros(0, dtype=np.int64)
         stamps = np.arange(self.clock, self.clock + k, dtype=np.int64)
         self.clock += k
-        get = self.position.get
-        pos = np.fromiter((get(x, -1) for x in slots.tolist()), dtype=np.int64, count=k)
+        top = int(slots.max()) + 1
+        if top > len(self.position):
+            grown = np.full(max(top, 2 * len(self.position)), -1, dtype=np.int64)
+            grown[:len(self.position)] = self.position
+            self.position = grown
+        pos = self.position[slots]
         hit = pos >= 0
         self.stamps[pos[hit]] = stamps[hit]
         new, new_stamps = slots[~hit], stamps[~hit]
@@ -238,8 +247,7 @@ class HotKeyCache:
         drop_new = np.zeros(len(new), dtype=bool)
         drop_new[drop[drop >= n] - n] = True
         evicted = self.slots[drop_old].copy()
-        for x in evicted.tolist():
-            del self.position[x]
+        self.position[evicted] = -1
         self._place(new[~drop_new], new_stamps[~drop_new], np.concatenate([np.arange(n, self.capacity), drop_old]))
         self.n = self.capacity
         return np.concatenate([evicted, new[drop_new]])
@@ -262,6 +270,10 @@ class ShardReplica:
         self.values = np.zeros((64, config.dim), dtype=np.float32)
         self.size = 0
         self.vv = np.zeros(config.n_origins, dtype=np.int64)
+        # Per origin, the newest timestamp held: of the vector and of every row (rows can run
+        # ahead of the vector while their answer waits for its base).  A base at or above it
+        # is answered with no rows, whatever the path, without comparing any.
+        self.newest = np.zeros(config.n_origins, dtype=np.int64)
         self.shard_version = 0
         self.incarnation = 0
         self._reset_volatile()
@@ -330,6 +342,7 @@ class ShardReplica:
         self.versions[slot] = version
         self.values[slot] = value
         self.vv[origin] = ts
+        self.newest[origin] = max(int(self.newest[origin]), ts)
         self.shard_version += 1
         self._touch_cache(np.array([slot], dtype=np.int64))
         return version
@@ -362,6 +375,7 @@ class ShardReplica:
         self.versions[target] = versions[last]
         self.values[target] = values[last]
         self.vv[origin] = ts[-1]
+        self.newest[origin] = max(int(self.newest[origin]), int(ts[-1]))
         self.shard_version += n
         self._touch_cache(target)
         return versions
@@ -392,31 +406,49 @@ class ShardReplica:
             self.values[target] = delta.values[newer]
             changed_k, changed_v = keys[newer], versions[newer]
             self._touch_cache(target)
+            np.maximum.at(self.newest, changed_v & ORIGIN_MASK, changed_v >> ORIGIN_BITS)
         self.peer_top[peer] = np.maximum(self.peer_top.get(peer, delta.vv), delta.vv)
-        vv_before = self.vv.copy()
-        self.stash.append((delta.base, delta.vv, peer, delta.incarnation, delta.shard_version))
-        self._merge_stash()
-        if len(self.stash) > STASH_LIMIT:
-            del self.stash[0]
-        if len(changed_k) or not np.array_equal(vv_before, self.vv):
+        entry = (delta.base, delta.vv, peer, delta.incarnation, delta.shard_version)
+        if not self.stash and (self.vv >= delta.base).all():
+            raised = self._merge(entry)   # nothing waits: what `_merge_stash` would do with this one alone
+        else:
+            self.stash.append(entry)
+            raised = self._merge_stash()
+            if len(self.stash) > STASH_LIMIT:
+                del self.stash[0]
+        if len(changed_k) or raised:
             self.shard_version += 1
         return changed_k, changed_v
 
-    def _merge_stash(self) -> None:
-        """Raise the vector to every waiting answer's top whose base it covers, until none is left."""
+    def _merge_stash(self) -> bool:
+        """Raise the vector to every waiting answer's top whose base it covers, until none is left.
+
+        Returns whether the vector rose.
+        """
+        raised = False
         merged = True
         while merged:
             merged = False
-            for i, (base, top, peer, inc, sv) in enumerate(self.stash):
-                if np.all(self.vv >= base):
-                    np.maximum(self.vv, top, out=self.vv)
-                    if sv >= 0:   # an uncapped answer: the requester now has everything at (inc, sv)
-                        seen_inc, seen_sv = self.peer_seen.get(peer, (-1, -1))
-                        if inc > seen_inc or (inc == seen_inc and sv > seen_sv):
-                            self.peer_seen[peer] = (inc, sv)
+            for i, entry in enumerate(self.stash):
+                if (self.vv >= entry[0]).all():
+                    raised |= self._merge(entry)
                     del self.stash[i]
                     merged = True
                     break
+        return raised
+
+    def _merge(self, entry: tuple[np.ndarray, np.ndarray, int, int, int]) -> bool:
+        """Raise the vector to an answer's top (its base is covered); returns whether the vector rose."""
+        _, top, peer, inc, sv = entry
+        if sv >= 0:   # an uncapped answer: the requester now has everything at (inc, sv)
+            seen_inc, seen_sv = self.peer_seen.get(peer, (-1, -1))
+            if inc > seen_inc or (inc == seen_inc and sv > seen_sv):
+                self.peer_seen[peer] = (inc, sv)
+        if (top > self.vv).any():
+            np.maximum(self.vv, top, out=self.vv)
+            np.maximum(self.newest, top, out=self.newest)
+            return True
+        return False
 
     # -- anti-entropy, responder side
     def answer(self, pull: ShardPull, requester: int = -1, outstanding: tuple[int, ...] = (),
@@ -430,39 +462,73 @@ class ShardReplica:
         latest answer here, and to the tops of answers this replica sent to the requester
         that it was still awaiting when it pulled.
         """
-        promised = self.promised.get(requester, {})
-        base = np.maximum(pull.vv, self.peer_top[requester]) if requester in self.peer_top else pull.vv
-        seen = pull.seen_shard_version if pull.seen_incarnation == self.incarnation else -1
-        for pull_id in outstanding:
-            if pull_id in promised:
-                sv, top = promised[pull_id]
-                base = np.maximum(base, top)
-                seen = max(seen, sv)
+        base, seen = self._effective_base(pull, requester, outstanding)
         empty_i = np.zeros(0, np.int64)
         if seen == self.shard_version:
             return ShardDelta(self.shard, "unchanged", empty_i, empty_i, np.zeros((0, self.config.dim), np.float32),
                               base, empty_i, self.incarnation, self.shard_version, 0)
-        if self.config.use_cache and bool(np.all(base >= self.dvv)):
+        if self.config.use_cache and (base >= self.dvv).all():
             path = "cache"
             slots = self.cache.members()
             compared = len(slots)
         else:
             path = "full"
-            slots = np.arange(self.size)
+            slots = None
             compared = max(self.size, self.config.keys_per_shard)
-        vers = self.versions[slots]
-        ts = vers >> ORIGIN_BITS
-        newer = ts > base[vers & ORIGIN_MASK]
         top, sv = self.vv.copy(), self.shard_version
         if cap_us != NO_CAP:
-            newer &= ts <= cap_us
             top, sv = np.minimum(top, cap_us), -1   # a partial answer does not cover a shard version
         if only_origin is not None:
-            newer &= (vers & ORIGIN_MASK) == only_origin
             top, sv = np.where(np.arange(len(top)) == only_origin, top, np.minimum(top, base)), -1
-        slots = slots[newer]
-        return ShardDelta(self.shard, path, self.keys[slots].copy(), self.versions[slots].copy(),
-                          self.values[slots].copy(), base, top, self.incarnation, sv, compared)
+        if self._nothing_above(base, cap_us, only_origin):   # the comparison would select no row
+            slots = empty_i
+        else:
+            if slots is None:
+                slots = np.arange(self.size)
+            vers = self.versions[slots]
+            ts = vers >> ORIGIN_BITS
+            newer = ts > base[vers & ORIGIN_MASK]
+            if cap_us != NO_CAP:
+                newer &= ts <= cap_us
+            if only_origin is not None:
+                newer &= (vers & ORIGIN_MASK) == only_origin
+            slots = slots[newer]
+        return ShardDelta(self.shard, path, self.keys[slots], self.versions[slots],
+                          self.values[slots], base, top, self.incarnation, sv, compared)
+
+    def _effective_base(self, pull: ShardPull, requester: int, outstanding: tuple[int, ...]) -> tuple[np.ndarray, int]:
+        """The pull's base raised to what this replica knows the requester holds or is being sent, and the
+        newest shard version of this replica that the requester holds or is being sent (-1: none)."""
+        top = self.peer_top.get(requester)
+        base = pull.vv if top is None else np.maximum(pull.vv, top)
+        seen = pull.seen_shard_version if pull.seen_incarnation == self.incarnation else -1
+        promised = self.promised.get(requester)
+        if promised:
+            for pull_id in outstanding:
+                if pull_id in promised:
+                    sv, top = promised[pull_id]
+                    base = np.maximum(base, top)
+                    seen = max(seen, sv)
+        return base, seen
+
+    def _nothing_above(self, base: np.ndarray, cap_us: int, only_origin: int | None) -> bool:
+        """Whether nothing held, of the origins and times an answer covers, is newer than `base`.
+
+        Then the answer selects no row, and its top (the vector, capped, or kept at the base
+        outside `only_origin`) does not rise above the base.
+        """
+        if only_origin is not None:
+            newest = int(self.newest[only_origin])
+            return (newest if cap_us == NO_CAP else min(newest, cap_us)) <= int(base[only_origin])
+        if cap_us == NO_CAP:
+            return bool((self.newest <= base).all())
+        return bool((np.minimum(self.newest, cap_us) <= base).all())
+
+    def may_have_news(self, pull: ShardPull, requester: int = -1, outstanding: tuple[int, ...] = (),
+                      cap_us: int = NO_CAP, only_origin: int | None = None) -> bool:
+        """False when `answer` with these arguments would surely tell nothing (`is_empty`); cheap, for held pulls."""
+        base, seen = self._effective_base(pull, requester, outstanding)
+        return seen != self.shard_version and not self._nothing_above(base, cap_us, only_origin)
 
     def promise(self, requester: int, pull_id: int, outstanding: tuple[int, ...], delta: ShardDelta) -> None:
         """Remember a sent answer until the requester says it received it (or gave it up)."""
@@ -483,7 +549,7 @@ class ShardReplica:
 
 def is_empty(delta: ShardDelta) -> bool:
     """Whether an answer would tell the requester nothing: no rows and no vector above its base."""
-    return delta.path == "unchanged" or (len(delta.keys) == 0 and bool(np.all(delta.vv <= delta.base)))
+    return delta.path == "unchanged" or (len(delta.keys) == 0 and bool((delta.vv <= delta.base).all()))
 
 
 # ------------------------------------------------------------------------------ server
@@ -626,8 +692,11 @@ class EkkoServer:
     def _answer(self, req: PullRequest, force: bool) -> Send | None:
         """The answer to `req`, or None to hold it (long poll) when it would tell nothing and `force` is off."""
         only = self.id if req.own_writes_only else None
-        deltas = [self.replicas[p.shard].answer(p, req.src, req.outstanding, req.cap_us, only)
-                  for p in req.shards if p.shard in self.replicas]
+        mine = [p for p in req.shards if p.shard in self.replicas]
+        if not force and req.may_hold and not any(
+                self.replicas[p.shard].may_have_news(p, req.src, req.outstanding, req.cap_us, only) for p in mine):
+            return None   # what the check below would find, without building the answers
+        deltas = [self.replicas[p.shard].answer(p, req.src, req.outstanding, req.cap_us, only) for p in mine]
         if not force and req.may_hold and all(map(is_empty, deltas)):
             return None
         for d in deltas:
@@ -675,8 +744,10 @@ class EkkoServer:
                 changed |= delta.path != "unchanged"
                 if len(keys):
                     out.append(Applied(self.id, delta.shard, keys, versions))
-                if len(delta.vv):
-                    self.peer_fresh[message.src] = max(self.peer_fresh.get(message.src, 0), int(delta.vv.max()))
+            tops = [d.vv for d in message.shards if len(d.vv)]
+            if tops:
+                newest = int(np.concatenate(tops).max())
+                self.peer_fresh[message.src] = max(self.peer_fresh.get(message.src, 0), newest)
             if changed:
                 out.extend(self.release(now_s))
             return out
