@@ -11,36 +11,11 @@
 //
 // Order: higher score first, then lower id; 0xffffffff marks an empty slot.
 
-#define EMPTY_ID 0xffffffffu
+#include "bitonic.cuh"  // better(), neg_inf(), EMPTY_ID, bitonic_sort (topk/, shared with FAERY's kernel)
+
 #define FULL_MASK 0xffffffffu
 
 extern __shared__ float smem[];  // per warp: region of `region` (score, id) slots
-
-__device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
-
-__device__ __forceinline__ bool better(float sa, unsigned ia, float sb, unsigned ib) {
-    return sa > sb || (sa == sb && ia < ib);
-}
-
-// Sort s[0..len), id[0..len) best first; len a power of two; `lane` of `lanes` threads.
-__device__ void bitonic_sort(float* s, unsigned* id, int len, int lane, int lanes, bool whole_block) {
-    for (int size = 2; size <= len; size <<= 1) {
-        for (int stride = size >> 1; stride > 0; stride >>= 1) {
-            for (int i = lane; i < (len >> 1); i += lanes) {
-                int lo = 2 * i - (i & (stride - 1));
-                int hi = lo + stride;
-                bool best_first = (lo & size) == 0;
-                bool swap = best_first ? better(s[hi], id[hi], s[lo], id[lo])
-                                       : better(s[lo], id[lo], s[hi], id[hi]);
-                if (swap) {
-                    float ts = s[lo]; s[lo] = s[hi]; s[hi] = ts;
-                    unsigned ti = id[lo]; id[lo] = id[hi]; id[hi] = ti;
-                }
-            }
-            if (whole_block) __syncthreads(); else __syncwarp();
-        }
-    }
-}
 
 template <int T>
 __device__ void block_select(const float* __restrict__ values, const unsigned* __restrict__ ids, int has_ids,
@@ -94,7 +69,7 @@ __device__ void block_select(const float* __restrict__ values, const unsigned* _
             }
             count = 0;
             __syncwarp();
-            bitonic_sort(ws, wid, region, lane, 32, false);
+            bitonic_sort<false>(ws, wid, region, lane, 32);
             for (int i = k + lane; i < region; i += 32) {
                 ws[i] = neg_inf();
                 wid[i] = EMPTY_ID;
@@ -105,7 +80,7 @@ __device__ void block_select(const float* __restrict__ values, const unsigned* _
         }
     }
     __syncthreads();
-    bitonic_sort(all_s, all_id, warps * region, threadIdx.x, blockDim.x, true);
+    bitonic_sort<true>(all_s, all_id, warps * region, threadIdx.x, blockDim.x);
     float* os = out_s + row * out_row_stride + (long long)(out_offset + blockIdx.x) * k;
     unsigned* oi = out_id + row * out_row_stride + (long long)(out_offset + blockIdx.x) * k;
     for (int i = threadIdx.x; i < k; i += blockDim.x) {

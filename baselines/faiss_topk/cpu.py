@@ -14,6 +14,8 @@ import time
 import numba
 import numpy as np
 
+from topk import heap_replace_root, sort_topk
+
 # A score tile holds at most SCORE_TILE floats (16 MB): large batches get short corpus
 # tiles, and a single query streams the corpus in one long GEMV instead of paying
 # BLAS's per-call thread wake-up once per short tile.
@@ -25,29 +27,13 @@ MIN_CORPUS_TILE = 1 << 12
 @numba.njit(cache=True, nogil=True)
 def _push_tile(tile_scores, id_offset, heap_scores, heap_ids):
     rows, cols = tile_scores.shape
-    k = heap_scores.shape[1]
     for r in range(rows):
         hs = heap_scores[r]
         hi = heap_ids[r]
         for c in range(cols):
             s = tile_scores[r, c]
             if s > hs[0]:  # beats the current K-th best: replace the root, sift down
-                pos = 0
-                while True:
-                    child = 2 * pos + 1
-                    if child >= k:
-                        break
-                    if child + 1 < k and (hs[child + 1] < hs[child]
-                                          or (hs[child + 1] == hs[child] and hi[child + 1] > hi[child])):
-                        child += 1
-                    if hs[child] < s:
-                        hs[pos] = hs[child]
-                        hi[pos] = hi[child]
-                        pos = child
-                    else:
-                        break
-                hs[pos] = s
-                hi[pos] = id_offset + c
+                heap_replace_root(hs, hi, s, id_offset + c)
 
 
 class Searcher:
@@ -87,14 +73,7 @@ class Searcher:
                     phases["gemm_s"] += t1 - t0
                     phases["select_s"] += clock() - t1
             t0 = clock() if clock else 0.0
-            order = _sort_rows(heap_scores, heap_ids)
-            scores[q0:q0 + q.shape[0]] = np.take_along_axis(heap_scores, order, axis=1)
-            ids[q0:q0 + q.shape[0]] = np.take_along_axis(heap_ids, order, axis=1)
+            scores[q0:q0 + q.shape[0]], ids[q0:q0 + q.shape[0]] = sort_topk(heap_scores, heap_ids, k)
             if phases is not None:
                 phases["select_s"] += clock() - t0
         return scores, ids
-
-
-def _sort_rows(heap_scores: np.ndarray, heap_ids: np.ndarray) -> np.ndarray:
-    """Per-row order by descending score, then ascending id."""
-    return np.array([np.lexsort((i, -s)) for s, i in zip(heap_scores, heap_ids)], dtype=np.int64).reshape(heap_scores.shape)

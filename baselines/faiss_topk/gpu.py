@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from devices.cuda import device_empty, require_cupy
+from topk import cuda_source
 
 QUERY_TILE = 512
 QUERY_TILE_SMALL_D = 1024     # Faiss's tile for d <= 32
@@ -66,7 +67,7 @@ def tiles(n: int, b: int, d: int) -> tuple[int, int]:
 @functools.cache
 def _kernel(thread_queue: int):
     cp = _cupy()
-    return cp.RawKernel(SOURCE.read_text(), f"block_select_t{thread_queue}", options=("--std=c++17",))
+    return cp.RawKernel(cuda_source(SOURCE), f"block_select_t{thread_queue}", options=("--std=c++17",))
 
 
 class Searcher:

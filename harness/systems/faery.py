@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -60,16 +60,22 @@ TIERS: dict[str, dict[str, Any]] = {
 
 # ---------------------------------------------------------------------------- the systems under test
 
-def _faery(backend: str) -> Callable[[EmbeddingSet], Callable[[np.ndarray, int], Any]]:
-    def make(data: EmbeddingSet):
+@dataclass(frozen=True)
+class _FaerySearch:
+    """FAERY on one backend as a system under test: `search(queries, k)`; its index's searcher
+    holds the filter's pass rate of the last search."""
+
+    index: Any
+
+    def __call__(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.index.search(queries, k)
+
+
+def _faery(backend: str) -> Callable[[EmbeddingSet], _FaerySearch]:
+    def make(data: EmbeddingSet) -> _FaerySearch:
         from impls.faery import Index
 
-        index = Index(data.corpus, backend)
-
-        def search(queries: np.ndarray, k: int):
-            return index.search(queries, k)
-        search.searcher = index.searcher  # type: ignore[attr-defined]  # read by the pass-rate metric
-        return search
+        return _FaerySearch(Index(data.corpus, backend))
     return make
 
 
@@ -150,8 +156,11 @@ def _work(data: EmbeddingSet, batch: int) -> dict[str, float]:
 
 
 def _pass_rate(search: Any) -> dict[str, float]:
-    rate = getattr(getattr(search, "searcher", None), "last_pass_rate", None)
-    return {} if rate is None or math.isnan(rate) else {"pass_rate": rate}
+    """FAERY's filter pass rate of the last search (`Searcher.last_pass_rate`), where its backend counts it."""
+    if not isinstance(search, _FaerySearch):
+        return {}
+    rate = search.index.searcher.last_pass_rate
+    return {} if math.isnan(rate) else {"pass_rate": rate}
 
 
 # ---------------------------------------------------------------------------- measured scenarios

@@ -32,7 +32,7 @@ import numpy as np
 
 from devices import cuda
 from impls.faery.backend import merge_topk
-from impls.faery.index import Index
+from impls.faery.index import Index, live_ids
 from workloads.embeddings import as_corpus, as_queries, check_k
 
 MODES = ("replicated", "sharded")
@@ -140,7 +140,7 @@ class Cluster:
             for i, m in enumerate(self.members):
                 self._on(i, m.update, ids, vectors)
             return
-        ids = self._known(ids, "update")
+        ids = live_ids(ids, self._live, "update")
         vectors = np.atleast_2d(np.asarray(vectors))
         if vectors.shape[0] != ids.shape[0]:
             raise ValueError(f"update got {ids.shape[0]} ids but {vectors.shape[0]} vectors")
@@ -152,7 +152,7 @@ class Cluster:
             for i, m in enumerate(self.members):
                 self._on(i, m.delete, ids)
             return
-        ids = np.unique(self._known(ids, "delete"))
+        ids = np.unique(live_ids(ids, self._live, "delete"))
         for shard, rows in self._by_shard(ids):
             self._on(shard, self.members[shard].delete, self._local[ids[rows]])
         self._live[ids] = False
@@ -180,18 +180,6 @@ class Cluster:
         import cupy
 
         return cupy.cuda.Device(instance % self._devices)
-
-    def _known(self, ids: np.ndarray, verb: str) -> np.ndarray:
-        arr = np.atleast_1d(np.asarray(ids))
-        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-            raise ValueError(f"{verb} needs a 1-D array of integer ids, got {arr.dtype} with shape {arr.shape}")
-        bad = arr[(arr < 0) | (arr >= self._owner.shape[0])]
-        if bad.size:
-            raise ValueError(f"{verb}: unknown id {bad[0]} (ids run from 0 to {self._owner.shape[0] - 1})")
-        dead = arr[~self._live[arr]]
-        if dead.size:
-            raise ValueError(f"{verb}: id {dead[0]} was deleted")
-        return arr.astype(np.int64)
 
     def _by_shard(self, ids: np.ndarray) -> list[tuple[int, np.ndarray]]:
         owners = self._owner[ids]

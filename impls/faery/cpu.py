@@ -3,7 +3,7 @@
 Per chunk and per block of ROW_BLOCK rows:
 1. score: the block against every query, into a small (queries x ROW_BLOCK) buffer
    that stays in cache (no score matrix over the corpus is ever built), in register
-   blocks of 2 rows x 4 queries (PERFORMANCE.md shows the kernels this beat);
+   blocks of 2 rows x 4 queries (`scoring.score_rows`, shared with the FPGA model);
 2. filter: a query whose block maximum does not beat its running K-th best skips
    the block, and within a block only scores beating it go on (FAERY's filter);
 3. K-selection: survivors replace the root of the thread's per-query min-heap.
@@ -27,9 +27,7 @@ delays only its current chunk, not a fixed share of the scan.
 Ties: rows are scanned in increasing id within a chunk and only a strictly better
 score enters the heap, so an equal score never displaces a lower id; the merge
 sorts by (score desc, id asc).  fp16 corpora are widened to fp32 one block at a
-time, exactly (subnormals, Inf and NaN included): with F16C's vcvtph2ps where the CPU
-has it (an LLVM `fpext half` that the loop vectoriser turns into the vector
-instruction), else with a bit-level conversion.
+time, exactly (`scoring.widen_half`: subnormals, Inf and NaN included).
 """
 
 from __future__ import annotations
@@ -44,126 +42,26 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
-from llvmlite import binding as llvm_binding
-from llvmlite import ir
-from numba import types
-from numba.extending import intrinsic
 from threadpoolctl import ThreadpoolController
 
-from impls.faery.backend import NonFiniteScore, RowStore, heap_replace_root, sort_topk
+from impls.faery.backend import NonFiniteScore, RowStore
+from impls.faery.scoring import FASTMATH, dot, score_rows, widen_half
+from topk import heap_replace_root, sort_topk
 
 ROW_BLOCK = 64          # rows scored at once: 64 x 128 fp32 = 32 KB, an L1/L2-sized block
 QUERY_TILE = 32         # queries scored against one row block before filtering
 CHUNKS_PER_THREAD = 8   # spare chunks so a slow thread does not hold up the others
 MIN_CHUNK_ROWS = 4096
 MAX_CHUNK_ROWS = 1 << 16  # 32 MB of fp32 d=128 rows: fine-grained enough to balance
-_HALF_TO_FLOAT_SCALE = np.float32(2.0 ** 112)  # re-biases a half's exponent field inside a float32
 # Batches from this size score with BLAS tiles.  Measured (PERFORMANCE.md, "v6: choosing the
 # path"): 1M x 128 fp32, K = 100, 2 threads, the two paths interleaved in one process, the
 # fused kernel's time over the BLAS path's: B = 16 0.49, 32 0.71, 64 1.07, 96 1.16,
 # 128 1.51, 256 1.54.  From 128 BLAS wins clearly; at 64-96 the gain is within the noise.
 GEMM_MIN_BATCH = 128
 GEMM_SCORE_TILE_BYTES = 1 << 20  # queries x tile rows of fp32 scores: filtered while still in cache
-# fastmath without its no-NaN/no-Inf assumptions: the scan must see NaN and Inf scores.
-_FAST = {"contract", "reassoc", "nsz", "arcp"}
-HAS_F16C = bool(llvm_binding.get_host_cpu_features().get("f16c", False))
 
 
-@numba.njit(cache=True, fastmath=_FAST, nogil=True)
-def _score_rows(block, queries, q0, q1, out):
-    """out[q - q0, r] = block[r] . queries[q], a register block of 2 rows x 4 queries at a time.
-
-    Each step of the dimension loop loads 2 row values and 4 query values for 8 FMAs,
-    so loads stay below FMAs; LLVM vectorises the loop over the dimension.
-    """
-    rows, d = block.shape
-    r = 0
-    while r + 2 <= rows:
-        q = q0
-        while q + 4 <= q1:
-            a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = np.float32(0.0)
-            for j in range(d):
-                x = block[r, j]
-                y = block[r + 1, j]
-                c0 = queries[q, j]
-                c1 = queries[q + 1, j]
-                c2 = queries[q + 2, j]
-                c3 = queries[q + 3, j]
-                a0 += x * c0
-                a1 += x * c1
-                a2 += x * c2
-                a3 += x * c3
-                b0 += y * c0
-                b1 += y * c1
-                b2 += y * c2
-                b3 += y * c3
-            o = q - q0
-            out[o, r], out[o + 1, r], out[o + 2, r], out[o + 3, r] = a0, a1, a2, a3
-            out[o, r + 1], out[o + 1, r + 1], out[o + 2, r + 1], out[o + 3, r + 1] = b0, b1, b2, b3
-            q += 4
-        for q in range(q, q1):  # the last 1-3 queries of the tile
-            out[q - q0, r] = _dot(block[r], queries[q])
-            out[q - q0, r + 1] = _dot(block[r + 1], queries[q])
-        r += 2
-    if r < rows:  # an odd last row
-        for q in range(q0, q1):
-            out[q - q0, r] = _dot(block[r], queries[q])
-
-
-@numba.njit(cache=True, fastmath=_FAST, nogil=True)
-def _dot(a, b):
-    acc = np.float32(0.0)
-    for j in range(a.shape[0]):
-        acc += a[j] * b[j]
-    return acc
-
-
-@intrinsic
-def _half_bits_to_float(typingctx, bits):
-    """float32 of a float16 given as its uint16 bits: LLVM's exact `fpext half` (vcvtph2ps with F16C)."""
-    if bits != types.uint16:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
-    return types.float32(types.uint16), codegen
-
-
-@numba.njit(cache=True, nogil=True)
-def _widen_half_f16c(src_bits, r0, r1, out):
-    """float16 rows r0..r1 (as uint16 bits) -> out (float32), vectorised into vcvtph2ps."""
-    d = src_bits.shape[1]
-    for i in range(r1 - r0):
-        for j in range(d):
-            out[i, j] = _half_bits_to_float(src_bits[r0 + i, j])
-
-
-@numba.njit(cache=True, nogil=True)
-def _widen_half_bits(src_bits, r0, r1, out):
-    """The same conversion without F16C, from the bits (LLVM would call a runtime routine).
-
-    Moving a half's exponent+mantissa up 13 bits gives a float32 whose value is the
-    half's times 2**-112 (normal and subnormal alike); one multiply restores it.
-    An all-ones exponent (Inf, NaN) is set to float32's all-ones exponent instead.
-    """
-    d = src_bits.shape[1]
-    bits = out.view(np.uint32)
-    for i in range(r1 - r0):
-        for j in range(d):
-            h = np.uint32(src_bits[r0 + i, j])
-            w = ((h & np.uint32(0x7FFF)) << np.uint32(13)) | ((h & np.uint32(0x8000)) << np.uint32(16))
-            if h & np.uint32(0x7C00) == np.uint32(0x7C00):
-                w |= np.uint32(0x7F800000)
-            bits[i, j] = w
-    for i in range(r1 - r0):
-        for j in range(d):
-            out[i, j] *= _HALF_TO_FLOAT_SCALE
-
-
-_widen_half = _widen_half_f16c if HAS_F16C else _widen_half_bits
-
-
-@numba.njit(cache=True, fastmath=_FAST, nogil=True)
+@numba.njit(cache=True, fastmath=FASTMATH, nogil=True)
 def _block_max(scores, rows):
     """The largest of scores[:rows], or NaN when any of them is NaN or Inf.
 
@@ -178,11 +76,11 @@ def _block_max(scores, rows):
     return m + poison
 
 
-@numba.njit(cache=True, fastmath=_FAST, nogil=True)
+@numba.njit(cache=True, fastmath=FASTMATH, nogil=True)
 def _peak_norm2(block, peak):
     """max(peak, the largest squared row norm of block); Inf when one exceeds float32."""
     for r in range(block.shape[0]):
-        peak = max(peak, _dot(block[r], block[r]))
+        peak = max(peak, dot(block[r], block[r]))
     return peak
 
 
@@ -202,7 +100,7 @@ def _scan_chunk(corpus32, corpus16, is_half, queries, live, use_live, lo, hi, hs
         r1 = min(hi, r0 + ROW_BLOCK)
         rows = r1 - r0
         if is_half:
-            _widen_half(corpus16, r0, r1, widened)
+            widen_half(corpus16, r0, r1, widened)
             block = widened[:rows]
         else:
             block = corpus32[r0:r1]
@@ -210,7 +108,7 @@ def _scan_chunk(corpus32, corpus16, is_half, queries, live, use_live, lo, hi, hs
             peak[0] = _peak_norm2(block, peak[0])
         for q0 in range(0, b, QUERY_TILE):
             q1 = min(b, q0 + QUERY_TILE)
-            _score_rows(block, queries, q0, q1, block_scores)
+            score_rows(block, queries, q0, q1, block_scores)
             survivors += _filter_block(block_scores[:q1 - q0, :rows], q0, r0, live, use_live, hs, hid, bad)
             if bad[0] >= 0:
                 return survivors
@@ -391,7 +289,7 @@ def _search_gemm(corpus, queries, k, live, use_live, bad, peak):
             for r0 in range(c * chunk_rows, min(n, (c + 1) * chunk_rows), tile_rows):
                 r1 = min(n, r0 + tile_rows)
                 if is_half:
-                    _widen_half(bits, r0, r1, widened)
+                    widen_half(bits, r0, r1, widened)
                     block = widened[:r1 - r0]
                 else:
                     block = corpus[r0:r1]

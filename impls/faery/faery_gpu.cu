@@ -31,17 +31,12 @@ __device__ __forceinline__ float widen(f16 x) {
     return f;
 }
 
+#include "bitonic.cuh"  // better(), neg_inf(), EMPTY_ID, bitonic_sort (topk/, shared with the Faiss-like baseline)
+
 #define THREADS 256
 #define MERGE_FAN 8
-#define EMPTY_ID 0xffffffffu
 
 extern __shared__ float smem[];  // dynamic shared memory, laid out by each kernel
-
-__device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
-
-__device__ __forceinline__ bool better(float sa, unsigned ia, float sb, unsigned ib) {
-    return sa > sb || (sa == sb && ia < ib);
-}
 
 // The candidate buffers of a block: per query, `cap` slots of (score, id), a fill count
 // and the current threshold (the k-th best kept, or empty while fewer than k are kept).
@@ -81,22 +76,7 @@ __device__ __forceinline__ void offer(Buffers b, int q, float s, unsigned id) {
 __device__ void compact(Buffers b, int q, int k) {
     float* s = b.s + q * b.cap;
     unsigned* id = b.id + q * b.cap;
-    for (int size = 2; size <= b.cap; size <<= 1) {
-        for (int stride = size >> 1; stride > 0; stride >>= 1) {
-            for (int i = threadIdx.x; i < (b.cap >> 1); i += blockDim.x) {
-                int lo = 2 * i - (i & (stride - 1));
-                int hi = lo + stride;
-                bool best_first = (lo & size) == 0;
-                bool swap = best_first ? better(s[hi], id[hi], s[lo], id[lo])
-                                       : better(s[lo], id[lo], s[hi], id[hi]);
-                if (swap) {
-                    float ts = s[lo]; s[lo] = s[hi]; s[hi] = ts;
-                    unsigned ti = id[lo]; id[lo] = id[hi]; id[hi] = ti;
-                }
-            }
-            __syncthreads();
-        }
-    }
+    bitonic_sort<true>(s, id, b.cap, threadIdx.x, blockDim.x);
     for (int i = k + threadIdx.x; i < b.cap; i += blockDim.x) {
         s[i] = neg_inf();
         id[i] = EMPTY_ID;

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from devices.cuda import device_empty, require_cupy
+from impls.faery.backend import RowStore
+from topk import cuda_source
 
 K_LIMIT = 4096
 THREADS = 256                # threads per block (THREADS in faery_gpu.cu)
@@ -96,7 +98,7 @@ def plan(n: int, d: int, b: int, k: int, sm_count: int, smem_limit: int = SMEM_L
 @functools.cache
 def _kernel(name: str):
     cp = _cupy()
-    return cp.RawKernel(SOURCE.read_text(), name, options=("--std=c++17",))
+    return cp.RawKernel(cuda_source(SOURCE), name, options=("--std=c++17",))
 
 
 def _launch(name: str, grid: tuple[int, int], smem: int, args: tuple) -> None:
@@ -109,25 +111,25 @@ def _launch(name: str, grid: tuple[int, int], smem: int, args: tuple) -> None:
 # --------------------------------------------------------------------------- the backend
 
 class Searcher:
-    """Corpus on the device (grown by doubling on append); exact top-k per query."""
+    """Corpus on the device (a `RowStore` in device memory); exact top-k per query."""
 
     k_limit: int | None = K_LIMIT
 
     def __init__(self, corpus: np.ndarray) -> None:
         cp = _cupy()
         _check_rows(corpus.shape[0])
-        self._n = corpus.shape[0]
-        self._rows = device_empty(corpus.shape, corpus.dtype, f"the corpus ({corpus.shape[0]} x {corpus.shape[1]} "
-                                                        f"{corpus.dtype})")
-        self._rows.set(corpus)
+        d, dtype = corpus.shape[1], corpus.dtype
+        self._store = RowStore(corpus, allocate=lambda capacity: device_empty(
+            (capacity, d), dtype, f"the corpus ({capacity} x {d} {dtype})"))
         self._sm_count = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)["multiProcessorCount"]
         optin = cp.cuda.Device().attributes.get("MaxSharedMemoryPerBlockOptin", SMEM_LIMIT)
         self._smem_limit = min(SMEM_LIMIT, optin)
         self._no_live = cp.zeros(1, dtype=cp.uint8)
+        self.last_pass_rate = float("nan")  # the kernel does not count the filter's survivors
 
     @property
     def n_rows(self) -> int:
-        return self._n
+        return self._store.n_rows
 
     def search(self, queries: np.ndarray, k: int, live: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         parts = [self._search(queries[q0:q0 + MAX_GRID_Y], k, live) for q0 in range(0, queries.shape[0], MAX_GRID_Y)]
@@ -136,14 +138,16 @@ class Searcher:
     def _search(self, queries: np.ndarray, k: int, live: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         cp = _cupy()
         b, d = queries.shape
-        p = plan(self._n, d, b, k, self._sm_count, self._smem_limit)
+        rows = self._store.rows
+        n = rows.shape[0]
+        p = plan(n, d, b, k, self._sm_count, self._smem_limit)
         q = cp.asarray(queries, dtype=cp.float32)
         mask = self._no_live if live is None else cp.asarray(live.view(np.uint8))
         lists_s = device_empty((b, p.slices, k), np.float32, f"{b} x {p.slices} candidate lists of k={k}")
         lists_i = device_empty((b, p.slices, k), np.uint32, f"{b} x {p.slices} candidate lists of k={k}")
-        kind = "f32" if self._rows.dtype == np.float32 else "f16"
+        kind = "f32" if rows.dtype == np.float32 else "f16"
         _launch(f"faery_scan_{kind}_q{p.queries_per_thread}", (p.slices, p.groups), p.scan_smem,
-                (self._rows, np.int32(self._n), np.int32(d), q, np.int32(b), np.int32(p.query_group),
+                (rows, np.int32(n), np.int32(d), q, np.int32(b), np.int32(p.query_group),
                  np.int32(k), np.int32(p.scan_cap), np.int32(p.tile_rows), np.int64(p.slice_rows),
                  mask, np.int32(live is not None), lists_s, lists_i))
         lists = p.slices
@@ -157,19 +161,11 @@ class Searcher:
         return lists_s.reshape(b, k).get(), lists_i.reshape(b, k).get().astype(np.int64)
 
     def set_rows(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        cp = _cupy()
-        self._rows[cp.asarray(ids)] = cp.asarray(vectors)
+        self._store.set_rows(ids, vectors)
 
     def append(self, vectors: np.ndarray) -> None:
-        cp = _cupy()
-        needed = self._n + vectors.shape[0]
-        _check_rows(needed)
-        if needed > self._rows.shape[0]:  # doubling keeps a stream of inserts at O(1) copies per row
-            grown = device_empty((max(needed, 2 * self._n), self._rows.shape[1]), self._rows.dtype, "the grown corpus")
-            grown[:self._n] = self._rows[:self._n]
-            self._rows = grown
-        self._rows[self._n:needed] = cp.asarray(vectors)
-        self._n = needed
+        _check_rows(self._store.n_rows + vectors.shape[0])
+        self._store.append(vectors)
 
 
 def _check_rows(n: int) -> None:

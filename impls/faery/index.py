@@ -82,7 +82,7 @@ class Index:
 
     def update(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Replace the embeddings of live ids."""
-        ids = self._live_ids(ids, "update")
+        ids = live_ids(ids, self._live, "update")
         vectors = self._rows(vectors, "updated vectors")
         if vectors.shape[0] != ids.shape[0]:
             raise ValueError(f"update got {ids.shape[0]} ids but {vectors.shape[0]} vectors")
@@ -93,7 +93,7 @@ class Index:
 
     def delete(self, ids: np.ndarray) -> None:
         """Remove live ids from every later result."""
-        ids = np.unique(self._live_ids(ids, "delete"))
+        ids = np.unique(live_ids(ids, self._live, "delete"))
         self._live[ids] = False
         self._n_deleted += ids.shape[0]
 
@@ -106,18 +106,21 @@ class Index:
             raise ValueError(f"{name} have dimension {arr.shape[1]}, but the corpus has dimension {self.dim}")
         return np.ascontiguousarray(arr, dtype=self.dtype)
 
-    def _live_ids(self, ids: np.ndarray, verb: str) -> np.ndarray:
-        arr = np.atleast_1d(np.asarray(ids))
-        if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
-            raise ValueError(f"{verb} needs a 1-D array of integer ids, got {arr.dtype} with shape {arr.shape}")
-        arr = arr.astype(np.int64)
-        unknown = arr[(arr < 0) | (arr >= self.n_rows)]
-        if unknown.size:
-            raise ValueError(f"{verb}: unknown id {unknown[0]} (ids run from 0 to {self.n_rows - 1})")
-        dead = arr[~self._live[arr]]
-        if dead.size:
-            raise ValueError(f"{verb}: id {dead[0]} was deleted")
-        return arr
+
+def live_ids(ids: np.ndarray, live: np.ndarray, verb: str) -> np.ndarray:
+    """`ids` as int64, each one an id handed out (below len(live)) and not deleted (live[id]),
+    else ValueError naming the first that is not; `verb` names the operation in the message."""
+    arr = np.atleast_1d(np.asarray(ids))
+    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{verb} needs a 1-D array of integer ids, got {arr.dtype} with shape {arr.shape}")
+    arr = arr.astype(np.int64)
+    unknown = arr[(arr < 0) | (arr >= live.shape[0])]
+    if unknown.size:
+        raise ValueError(f"{verb}: unknown id {unknown[0]} (ids run from 0 to {live.shape[0] - 1})")
+    dead = arr[~live[arr]]
+    if dead.size:
+        raise ValueError(f"{verb}: id {dead[0]} was deleted")
+    return arr
 
 
 def search(corpus: np.ndarray, queries: np.ndarray, k: int, backend: str = "cpu") -> tuple[np.ndarray, np.ndarray]:

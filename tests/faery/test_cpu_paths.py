@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from impls.faery import Index, index, search
-from impls.faery import cpu
+from impls.faery import cpu, scoring
 from impls.faery.backend import NonFiniteScore
 from workloads.embeddings import check_topk, max_row_norm, reference_topk
 
@@ -75,9 +75,9 @@ def _every_half() -> np.ndarray:
     return np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).reshape(512, 128)
 
 
-@pytest.mark.parametrize("widen", [cpu._widen_half_bits, cpu._widen_half_f16c], ids=["bits", "f16c"])
+@pytest.mark.parametrize("widen", [scoring.widen_half_bits, scoring.widen_half_f16c], ids=["bits", "f16c"])
 def test_widening_is_exact_for_every_half(widen) -> None:
-    if widen is cpu._widen_half_f16c and not cpu.HAS_F16C:
+    if widen is scoring.widen_half_f16c and not scoring.HAS_F16C:
         pytest.skip("this CPU has no F16C (vcvtph2ps)")
     bits = _every_half()
     out = np.empty(bits.shape, dtype=np.float32)
@@ -89,9 +89,9 @@ def test_widening_is_exact_for_every_half(widen) -> None:
     assert np.array_equal(np.signbit(out[finite_or_inf]), np.signbit(want[finite_or_inf]))
 
 
-@pytest.mark.skipif(not cpu.HAS_F16C, reason="this CPU has no F16C: the bit-level widening is used")
+@pytest.mark.skipif(not scoring.HAS_F16C, reason="this CPU has no F16C: the bit-level widening is used")
 def test_widening_compiles_to_vector_vcvtph2ps() -> None:
-    fresh = numba.njit(nogil=True)(cpu._widen_half_f16c.py_func)  # uncached, so its assembly can be read
+    fresh = numba.njit(nogil=True)(scoring.widen_half_f16c.py_func)  # uncached, so its assembly can be read
     bits = _every_half()
     fresh(bits, 0, 4, np.empty((4, 128), dtype=np.float32))
     asm = fresh.inspect_asm(fresh.signatures[0])

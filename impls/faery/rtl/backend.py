@@ -17,7 +17,7 @@ import shutil
 import numpy as np
 
 from impls.faery.backend import RowStore
-from impls.faery.fpga_model import FpgaConfig
+from impls.faery.fpga_model.config import FpgaConfig
 from impls.faery.rtl.params import MAX_DIM
 from impls.faery.rtl.sim import RtlStats, simulate
 

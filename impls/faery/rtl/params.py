@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from impls.faery.fpga_model import FpgaConfig, layout
+from impls.faery.fpga_model.config import FpgaConfig, layout
 
 SCORE_BITS = 32          # int32 accumulation, as SNARY's int8 U50 build
 EMBEDDING_BITS = 8       # int8 embeddings and queries

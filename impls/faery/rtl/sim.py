@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from impls.faery.fpga_model import FpgaConfig
+from impls.faery.fpga_model.config import FpgaConfig
 from impls.faery.rtl.params import EMBEDDING_BITS, RtlParams, rtl_params
 from impls.faery.rtl.top import Accelerator
 

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from impls.faery.fpga_model import FpgaConfig
+from impls.faery.fpga_model.config import FpgaConfig
 from impls.faery.rtl.params import rtl_params
 from impls.faery.rtl.top import Accelerator
 
