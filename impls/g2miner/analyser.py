@@ -29,7 +29,10 @@ shortcut on the plan that every emitter honours and the plan printer shows:
    last level counts the prefix of the level before it (`count(cand_j[:i_j])`)
    and nothing filters level j's loop, that loop sums 0 + 1 + ... + (n - 1) over
    the n candidates of level j: the kernel counts level j's set and adds C(n, 2).
-7. **Twin aggregation** (`TwinAggregate`, optional): when the last level and an
+7. **Local graph** (`LocalGraph`, cliques of 5 or more vertices): level 2's set
+   S becomes bitset rows (row a = the elements of S that S[a] points to), so the
+   deeper levels are ANDs of rows and the last one a popcount.
+8. **Twin aggregation** (`TwinAggregate`, optional): when the last level and an
    earlier level bind *twins* (same pattern neighbours, not adjacent, the same
    symmetry bounds against every other level, one below the other), the count
    for fixed values of the remaining levels is C(|S|, 2), where S is the twins'
@@ -145,6 +148,30 @@ class CountPairs:
 
 
 @dataclass(frozen=True)
+class LocalGraph:
+    """Cliques below level `level` on a per-edge local graph of bitsets.
+
+    Level `level`'s set S (the common out-neighbours of v0 and v1, ascending)
+    becomes bitset rows over S's indices: row a holds the b with S[b] in N+(S[a]),
+    all below a by the orientation, which is level `level` + 1's set for v_level = S[a].
+    Each deeper level's set is the AND of its parent's set and the parent's row,
+    and the last level counts the bits of that AND (popcount) instead of intersecting.
+    """
+
+    level: int
+
+    def stored_levels(self, depth: int) -> range:
+        """The levels whose bit sets are stored (the row alone serves level + 1; the last one is only counted)."""
+        return range(self.level + 2, depth - 1)
+
+    def __str__(self) -> str:
+        j = self.level
+        return (f"local graph: level {j}'s set S becomes bitset rows, row a = S[:a] ∩ N+(S[a]); "
+                f"level {j + 1} takes row(i{j}), each deeper level ANDs its parent's set with the parent's row, "
+                "and the last level counts the bits of that AND")
+
+
+@dataclass(frozen=True)
 class SearchPlan:
     """A pattern's search plan: matching order, symmetry bounds and per-level set operations."""
 
@@ -161,6 +188,7 @@ class SearchPlan:
     # stays the complete lowering.  The twin aggregation needs a whole edge list.
     count_pairs: CountPairs | None = None
     twin_aggregate: TwinAggregate | None = None
+    local_graph: LocalGraph | None = None
 
     @property
     def depth(self) -> int:
@@ -201,7 +229,8 @@ class SearchPlan:
             for step in lv.steps:
                 lines.append(f"    {step}")
         lines.append(f"buffers per worker: {self.num_slots} × max degree")
-        lines += [str(rewrite) for rewrite in (self.count_pairs, self.twin_aggregate) if rewrite is not None]
+        lines += [str(rewrite) for rewrite in (self.count_pairs, self.twin_aggregate, self.local_graph)
+                  if rewrite is not None]
         return "\n".join(lines)
 
 
@@ -378,8 +407,21 @@ def twin_aggregate_pass(search_plan: SearchPlan) -> SearchPlan:
     return search_plan if twins is None else dataclasses.replace(search_plan, twin_aggregate=twins)
 
 
+def local_graph_pass(search_plan: SearchPlan) -> SearchPlan:
+    """Record `LocalGraph(2)` for cliques of 5 or more vertices.
+
+    Then the levels below 2 intersect prefixes of level 2's set with out-lists, which
+    bitset rows over that set replace: the intersections are done once per row, and
+    the deepest levels (where the work is) become AND + popcount.  A 4-clique's last
+    level is the row itself, so building rows would only repeat its work.
+    """
+    if not search_plan.oriented or search_plan.depth < 5:
+        return search_plan
+    return dataclasses.replace(search_plan, local_graph=LocalGraph(2))
+
+
 # The rewrite passes `plan` applies to the lowering, in order.
-REWRITES = (count_pairs_pass, twin_aggregate_pass)
+REWRITES = (count_pairs_pass, twin_aggregate_pass, local_graph_pass)
 
 
 def _twin_aggregate(order: tuple[int, ...], adj: tuple[frozenset[int], ...], below: set[tuple[int, int]],

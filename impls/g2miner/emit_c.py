@@ -62,6 +62,8 @@ typedef unsigned int u32;
 #define ATOMIC_XCHG(p, x) atomicExch((p), (x))
 #define ATOMIC_READ(p) atomicOr((p), 0)
 #define WARP_SUM(x, wrapped) warp_sum((x), &(wrapped))
+#define POPC64(x) __popcll(x)
+#define CTZ64(x) (__ffsll((long long)(x)) - 1)
 
 /* Every lane gets the sum of x over the warp (a butterfly: each partial sum is a
    sum of distinct lanes' values); a wrap on the way sets that lane's *wrapped. */
@@ -116,6 +118,8 @@ typedef uint u32;
 #define ATOMIC_XCHG(p, x) atomic_xchg((p), (x))
 #define ATOMIC_READ(p) atomic_or((p), 0)
 #define WARP_SUM(x, wrapped) warp_sum((x), &(wrapped), sum_scratch)
+#define POPC64(x) ((i32)popcount(x))
+#define CTZ64(x) (63 - (i32)clz((x) & (0 - (x))))
 
 /* No sub-groups on PoCL: a work-group is one warp, and the ballot goes
    through local memory between two barriers. */
@@ -334,12 +338,64 @@ class CDialect:
     def count_wedge(self, j: int) -> list[str]:
         return [f"if (ATOMIC_INC(&wedges[v{j}]) == 0) keys[ATOMIC_INC(num_keys)] = v{j};"]
 
+    def build_local_graph(self, candidates: tuple[str, str]) -> list[str]:
+        """Row a, word w: two ballots over S[w * 64 ..] (each lane one key, searched in N+(S[a]))."""
+        s, length = candidates
+        return [f"for (i32 a = 0; a < {length}; a++) {{",
+                f"  GLOBAL const i32* out_list = indices + indptr[{s}[a]];",
+                f"  const i32 out_degree = (i32)(indptr[{s}[a] + 1] - indptr[{s}[a]]);",
+                "  for (i32 w = 0; w <= (a >> 6); w++) {",
+                "    const i32 low = w * 64 + (i32)LANE, high = low + 32;",
+                f"    const u32 low_bits = BALLOT(low < a && contains(out_list, out_degree, {s}[low]));",
+                f"    const u32 high_bits = BALLOT(high < a && contains(out_list, out_degree, {s}[high]));",
+                "    if (LANE == 0) rows[(i64)a * words + w] = ((u64)high_bits << 32) | low_bits;",
+                "  }",
+                "}",
+                "WARP_SYNC();"]
+
+    def open_local_loop(self, j: int, candidates: tuple[str, str]) -> tuple[list[str], list[str], list[str]]:
+        return [f"for (i32 i{j} = 0; i{j} < {candidates[1]}; i{j}++) {{"], [], ["}"]
+
+    def local_set(self, j: int, parent: str | None) -> tuple[list[str], str]:
+        row = f"(rows + (i64)i{j - 1} * words)"
+        if parent is None:
+            return [], row
+        return ["WARP_SYNC();",
+                f"for (i32 w = (i32)LANE; w <= (i{j - 1} >> 6); w += WARP_SIZE) "
+                f"bits_of_level{j}[w] = {parent}[w] & {row}[w];",
+                "WARP_SYNC();"], f"bits_of_level{j}"
+
+    def bits_loop(self, j: int, candidates: str, body: list[str], innermost: bool) -> list[str]:
+        if innermost:  # the lanes share the bits out: the count below needs no barrier
+            return [f"for (i32 i{j} = (i32)LANE; i{j} < i{j - 1}; i{j} += WARP_SIZE) {{",
+                    f"  if (!(({candidates}[i{j} >> 6] >> (i{j} & 63)) & 1u)) continue;",
+                    *["  " + line for line in body], "}"]
+        return [f"for (i32 w{j} = 0; w{j} <= (i{j - 1} >> 6); w{j}++) {{",
+                f"  u64 word{j} = {candidates}[w{j}];",
+                f"  while (word{j}) {{",
+                f"    const i32 i{j} = (w{j} << 6) | CTZ64(word{j});",
+                f"    word{j} &= word{j} - 1;",
+                *["    " + line for line in body], "  }", "}"]
+
+    def count_local(self, j: int, parent: str | None) -> list[str]:
+        row = f"(rows + (i64)i{j - 1} * words)"
+        return ["i64 c = 0;",
+                f"for (i32 w = 0; w <= (i{j - 1} >> 6); w++) c += POPC64({parent or row}[w] & {row}[w]);"]
+
 
 def _head(plan: SearchPlan, kernel: KernelContract, name: str, walker: PlanWalker) -> list[str]:
     """A kernel's signature, from the launcher contract, and the buffer slots its warp's walk writes."""
     lines = [f"KERNEL {kernel.name(name)}({kernel.c_params()}) {{", "  DECLARE_SCRATCH"]
-    return lines + [f"  GLOBAL i32* buf{s} = buffers + (WARP_ID * {plan.num_slots} + {s}) * max_degree;"
-                    for s in sorted(walker.written_slots)]
+    lines += [f"  GLOBAL i32* buf{s} = buffers + (WARP_ID * {plan.num_slots} + {s}) * max_degree;"
+              for s in sorted(walker.written_slots)]
+    local = plan.local_graph
+    if local is not None and kernel is LEVELS_KERNEL:
+        stored = local.stored_levels(plan.depth)
+        lines += ["  /* The local graph: max-degree bitset rows of `words` words, then the stored level sets. */",
+                  "  const i64 words = (max_degree + 63) >> 6;",
+                  f"  GLOBAL u64* rows = local_rows + WARP_ID * (max_degree + {len(stored)}) * words;"]
+        lines += [f"  GLOBAL u64* bits_of_level{j} = rows + (max_degree + {k}) * words;" for k, j in enumerate(stored)]
+    return lines
 
 
 def _levels_kernel(plan: SearchPlan, name: str) -> str:
@@ -350,7 +406,10 @@ def _levels_kernel(plan: SearchPlan, name: str) -> str:
     lines += ["  u64 acc = 0;", "  int wrapped = 0;",
               "  for (i64 e = WARP_ID; e < num_edges; e += NUM_WARPS) {"]
     lines += ["    " + line for line in walk]
-    lines += ["  }", "  FINISH;", "}", ""]
+    lines.append("  }")
+    if plan.local_graph is not None:  # the lanes shared the last loop out: each holds a part of the count
+        lines += ["  acc = WARP_SUM(acc, wrapped);", "  wrapped = BALLOT(wrapped) != 0u;"]
+    lines += ["  FINISH;", "}", ""]
     return "\n".join(lines)
 
 

@@ -96,6 +96,34 @@ class NumbaDialect:
         return [f"if wedges[v{j}] == 0:", f"    keys[num_keys] = v{j}", "    num_keys += 1", f"wedges[v{j}] += 1"]
 
 
+    def build_local_graph(self, candidates: str) -> list[str]:
+        return [f"build_rows({candidates}, indptr, indices, rows)"]
+
+    def open_local_loop(self, j: int, candidates: str) -> tuple[list[str], list[str], list[str]]:
+        return [f"for i{j} in range({candidates}.shape[0]):"], [], []
+
+    @staticmethod
+    def _words_below(j: int) -> str:
+        return f"(i{j} >> 6) + 1"
+
+    def local_set(self, j: int, parent: str | None) -> tuple[list[str], str]:
+        if parent is None:
+            return [], f"rows[i{j - 1}]"
+        return [f"and_into({parent}, rows[i{j - 1}], {self._words_below(j - 1)}, bits_of_level{j})"], \
+            f"bits_of_level{j}"
+
+    def bits_loop(self, j: int, candidates: str, body: list[str], innermost: bool) -> list[str]:
+        return [f"for w{j} in range({self._words_below(j - 1)}):",
+                f"    word{j} = {candidates}[w{j}]",
+                f"    while word{j}:",
+                f"        i{j} = (w{j} << 6) | lowest_bit(word{j})",
+                f"        word{j} &= word{j} - np.uint64(1)"] + ["        " + line for line in body]
+
+    def count_local(self, j: int, parent: str | None) -> list[str]:
+        row = f"rows[i{j - 1}]"
+        return [f"c = and_count({parent or row}, {row}, {self._words_below(j - 1)})"]
+
+
 NUMBA = NumbaDialect()
 
 
@@ -115,6 +143,7 @@ def numba_source(plan: SearchPlan) -> str:
         "from numba import njit, prange",
         "from impls.g2miner.setops import (NO_BOUND, contains, count_below, difference, difference_count,",
         "                                  intersect, intersect_count)",
+        "from impls.g2miner.bitsets import and_count, and_into, build_rows, lowest_bit",
     ]
     for parallel in (True, False):
         lines += _function("count_kernel", _edge_body(plan), parallel)
@@ -136,8 +165,13 @@ def _function(name: str, body: list[str], parallel: bool) -> list[str]:
 
 
 def _buffers(walker: PlanWalker) -> list[str]:
-    """The worker's buffers for the slots its walk writes."""
-    return [f"buf{s} = np.empty(max_degree, np.int32)" for s in sorted(walker.written_slots)]
+    """The worker's buffers for the slots its walk writes, and the local graph's rows and level sets."""
+    lines = [f"buf{s} = np.empty(max_degree, np.int32)" for s in sorted(walker.written_slots)]
+    local = walker.plan.local_graph
+    if local is not None:
+        lines += ["words = (max_degree + 63) >> 6", "rows = np.empty((max_degree, words), np.uint64)"]
+        lines += [f"bits_of_level{j} = np.empty(words, np.uint64)" for j in local.stored_levels(walker.plan.depth)]
+    return lines
 
 
 def _edge_body(plan: SearchPlan) -> list[str]:

@@ -6,7 +6,8 @@ One place holds what a launcher must agree on with the emitted kernel:
   emitter prints the signature from it, and a launcher passes its arguments by
   name (`KernelContract.arguments`), never by position;
 - **the scratch sizing**: the per-warp arrays each kernel needs (buffer slots,
-  and for the twin kernel a wedge counter, a key list and a key count);
+  the local graph's bitset rows, and for the twin kernel a wedge counter, a key
+  list and a key count);
 - **the twin-or-levels choice** (`kernels_for`): the twin aggregation when the
   plan has one and the edge list is whole, the levels otherwise and whenever
   the twin kernel's per-warp arrays do not fit (`choose_launch`);
@@ -75,7 +76,12 @@ class KernelContract:
 
     def scratch(self, plan: SearchPlan, graph: PreparedGraph) -> tuple[ScratchArray, ...]:
         """The per-warp scratch arrays, in parameter order."""
+        local = plan.local_graph
+        # The local graph's rows (max degree of them) and stored level sets, of uint64 words.
+        local_words = 0 if local is None else \
+            ((graph.max_degree + 63) >> 6) * (graph.max_degree + len(local.stored_levels(plan.depth)))
         sizes = {"buffers": (plan.num_slots * graph.max_degree, False),
+                 "local_rows": (2 * local_words, False),
                  "wedge_counts": (graph.num_vertices, True),  # zero between v0s
                  "key_lists": (graph.num_vertices, False),
                  "key_counts": (1, True)}
@@ -98,7 +104,7 @@ _OUTPUTS = (Param("total", "GLOBAL u64*", OUTPUT), Param("overflow", "GLOBAL int
 LEVELS_KERNEL = KernelContract("", _ADJACENCY + (
     Param("src", "GLOBAL const i32*", GRAPH), Param("dst", "GLOBAL const i32*", GRAPH),
     Param("num_edges", "const i64", SCALAR), Param("max_degree", "const i64", SCALAR),
-    Param("buffers", "GLOBAL i32*", SCRATCH)) + _OUTPUTS, work="edges")
+    Param("buffers", "GLOBAL i32*", SCRATCH), Param("local_rows", "GLOBAL u64*", SCRATCH)) + _OUTPUTS, work="edges")
 
 TWIN_KERNEL = KernelContract("_twin", _ADJACENCY + (
     Param("num_vertices", "const i64", SCALAR), Param("max_degree", "const i64", SCALAR),

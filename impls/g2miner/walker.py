@@ -57,6 +57,12 @@ class Dialect(Protocol):
     def skip_equal(self, j: int, earlier: tuple[int, ...]) -> list[str]: ...
     def reject_equal(self, j: int, earlier: tuple[int, ...]) -> tuple[list[str], str]: ...
     def count_wedge(self, j: int) -> list[str]: ...
+    # The local-graph rewrite: rows over a set, and sets of row indices as bits.
+    def build_local_graph(self, candidates: SetExpr) -> list[str]: ...
+    def open_local_loop(self, j: int, candidates: SetExpr) -> tuple[list[str], list[str], list[str]]: ...
+    def local_set(self, j: int, parent: SetExpr | None) -> tuple[list[str], SetExpr]: ...
+    def bits_loop(self, j: int, candidates: SetExpr, body: list[str], innermost: bool) -> list[str]: ...
+    def count_local(self, j: int, parent: SetExpr | None) -> list[str]: ...
 
 
 class PlanWalker:
@@ -127,6 +133,9 @@ class PlanWalker:
             steps = steps[:-1] + (dataclasses.replace(steps[-1], out=None),)
         for k, step in enumerate(steps):
             out += self._step(step, level, slots, live if k == 0 else None)
+        if plan.local_graph is not None and plan.local_graph.level == j:
+            assert live is None and wedge_key is None  # cliques: no distinctness, no twins
+            return out + self._local_graph(j, self._operand(level.result, slots))
         if pairs:
             child = plan.levels[j + 1]
             return out + d.comment(f"level {j + 1}: v{j + 1} ∈ {child.candidate_expr(plan.oriented)}, "
@@ -154,3 +163,22 @@ class PlanWalker:
                 body += d.neighbours(j)
             body += self._level(j + 1, slots, child_live, wedge_key)
         return out + head + [d.indent + line for line in body] + tail
+
+    def _local_graph(self, j: int, candidates: SetExpr) -> list[str]:
+        """The local-graph rewrite from level j: rows over level j's set, then one loop over its indices."""
+        d = self.d
+        head, body, tail = d.open_local_loop(j, candidates)
+        body += self._local_level(j + 1, None)
+        return (d.comment(f"local graph: bitset rows over level {j}'s set") + d.build_local_graph(candidates)
+                + head + [d.indent + line for line in body] + tail)
+
+    def _local_level(self, j: int, parent: SetExpr | None) -> list[str]:
+        """Level j on the local graph: its set is `parent` AND the row of i_(j-1) (the row alone
+        below the first local level), every bit below i_(j-1)."""
+        plan, d = self.plan, self.d
+        out = d.comment(f"level {j}: v{j} ∈ {plan.levels[j].candidate_expr(plan.oriented)}, as bits")
+        if plan.levels[j].count_only:
+            return out + d.count_local(j, parent) + d.add_count()
+        lines, candidates = d.local_set(j, parent)
+        innermost = plan.levels[j + 1].count_only
+        return out + lines + d.bits_loop(j, candidates, self._local_level(j + 1, candidates), innermost)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 import types
 
 import numpy as np
 import pytest
 
 from impls import g2miner
-from impls.g2miner import analyser, emit_c, gpu, launch
+from impls.g2miner import analyser, cpu, emit_c, gpu, launch
 from impls.g2miner.emit_numba import numba_source
 from impls.g2miner.prepare import prepare
+from workloads.graphs import from_edges
 
 from tests.g2miner.conftest import CI_BACKENDS, fresh_seed, random_graph
 from tests.g2miner.test_counts import brute_force
@@ -123,3 +126,38 @@ def test_cuda_launcher_passes_the_contracts_arguments_by_name(monkeypatch, free_
     else:
         assert by_name["num_edges"] == prepared.num_edges and by_name["dst"] is prepared.dst
     assert by_name["total"].dtype == np.uint64 and by_name["overflow"].dtype == np.int32
+
+
+def test_local_graph_is_a_pass_for_cliques_of_five_or_more():
+    assert g2miner.plan("4-clique").local_graph is None  # its last level is the row itself: nothing to gain
+    for k in range(5, 9):
+        plan = g2miner.plan(f"{k}-clique")
+        assert plan.local_graph == analyser.LocalGraph(level=2) and "local graph: level 2's set" in str(plan)
+        assert "build_rows(" in numba_source(plan)
+        for dialect in (emit_c.CUDA, emit_c.OPENCL):
+            assert "POPC64(" in emit_c.kernel_source(plan, dialect), (k, dialect.name)
+    assert all(g2miner.plan(name).local_graph is None for name in ("diamond", "house", "4-cycle"))
+
+
+def _clique_with_noise(seed: int, clique: int, extra: int, density: float):
+    """K_clique on the first vertices, plus `extra` vertices joined at random to everything."""
+    rng = np.random.default_rng(seed)
+    src, dst = np.triu_indices(clique + extra, 1)
+    keep = (dst < clique) | (rng.random(len(src)) < density)
+    return from_edges(src[keep].astype(np.int64), dst[keep].astype(np.int64), clique + extra, None,
+                      name=f"K{clique}+{extra}-{seed}")
+
+
+@pytest.mark.parametrize("backend", CI_BACKENDS)
+def test_local_graph_counts_with_rows_of_several_words(backend):
+    """A 70-clique's level-2 sets hold up to 68 vertices, so rows take two words: C(70, k) exactly;
+    with random vertices beside it, the count equals the plan's without the rewrite."""
+    assert g2miner.cliques(_clique_with_noise(0, 70, 0, 0.0), 5, backend=backend) == math.comb(70, 5)
+    if backend == "cpu":
+        assert g2miner.cliques(_clique_with_noise(0, 70, 0, 0.0), 6) == math.comb(70, 6)
+    seed = fresh_seed()
+    graph = _clique_with_noise(seed, 66, 30, 0.5)
+    plan = g2miner.plan("5-clique")
+    prepared = prepare(graph, plan)
+    without = cpu.count(dataclasses.replace(plan, local_graph=None), prepared)
+    assert g2miner.cliques(graph, 5, backend=backend) == without, f"seed {seed}"
