@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -266,7 +267,8 @@ def load_embeddings(path: str | os.PathLike, dataset: str = "train") -> np.ndarr
 def _load_npy(path: Path) -> np.ndarray:
     try:  # mapped, so a header that declares more than the file holds fails here, before any allocation
         return np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, EOFError, OSError) as exc:
+    # numpy re-tokenises a damaged header as Python, so a tokenizer or syntax error means the same
+    except (ValueError, EOFError, OSError, SyntaxError, tokenize.TokenError) as exc:
         raise ValueError(f"{path}: not a readable .npy array ({exc or type(exc).__name__})") from None
 
 

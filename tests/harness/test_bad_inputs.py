@@ -274,6 +274,16 @@ def test_faery_search_refuses_a_file_whose_scores_overflow(tmp_path):
     assert_one_line_error(recmine("faery", "search", str(tmp_path / "c.npy")), "c.npy", "float32's range")
 
 
+def test_an_npy_header_that_is_not_a_python_literal_is_refused_naming_the_file(tmp_path):
+    # The header's declared length cuts its dict short; numpy then re-reads it with Python's
+    # tokenizer, whose own error must not escape.
+    header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (9, 3), }"[:54]
+    (tmp_path / "c.npy").write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
+                                     + b" " * 58 + b"\n" + bytes(108))
+    with pytest.raises(ValueError, match=r"c\.npy: not a readable \.npy array"):
+        load_embedding_set(tmp_path / "c.npy")
+
+
 # ----------------------------------------------------------------------------- the CLI
 
 @pytest.fixture
