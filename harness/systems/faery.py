@@ -15,6 +15,7 @@ Scenarios (the `scenario` parameter), following MLPerf LoadGen (harness.loadgen)
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass, replace
@@ -595,6 +596,167 @@ def loadgen_command(workload: str, impl: str, backend: str, scenario: str, k: in
                        f"p99 {step.latency.p99_s * 1e3:8.3f} ms  mean batch {step.mean_batch:5.1f}  "
                        f"{'meets' if step.met_bound else 'breaks'} the bound")
         click.echo(f"server  highest QPS with p99 <= {bound_ms:g} ms: {res.qps_at_bound:.1f}")
+
+
+BENCH_IMPLS = ("faery", "faiss_topk", "faiss-cpu", "torch-topk")  # those of them with a SUT on the backend
+_BENCH_FIGURES = ("faery_over_floor", "faiss_topk_select_share", "faery_over_roofline", "faery_gflops",
+                  "read_gb_s", "read_gb_s_1_thread", "gemm_gflops")  # printed after each batch's times
+
+
+@cli.command("bench")
+@click.option("--workload", "workloads", required=True, multiple=True,
+              help="a named embeddings workload (repeat for several), e.g. gaussian-4m-d128-fp32")
+@click.option("--backend", default="cpu", show_default=True, type=click.Choice(["cpu", "gpu", "opencl"]))
+@click.option("--impl", "impls", multiple=True, type=click.Choice(sorted({i for i, _ in SUTS})),
+              help=f"systems to time (repeat; default: {', '.join(BENCH_IMPLS)}, where they run on the backend)")
+@click.option("-k", "k", default=K, show_default=True, help="results per query")
+@click.option("--batches", default="1,16,256", show_default=True, help="comma-separated batch sizes")
+@click.option("--repeats", default=3, show_default=True, help="rounds; each system runs once a round")
+@click.option("--roofline", is_flag=True,
+              help="cpu: also one-call search(), the read floor on one thread and the GEMM ceiling")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="also write the rows to this file")
+def bench_command(workloads: tuple[str, ...], backend: str, impls: tuple[str, ...], k: int, batches: str,
+                  repeats: int, roofline: bool, json_path: str | None) -> None:
+    """Time systems under test in turns on named workloads, beside this machine's floors.
+
+    Each round runs every system once (after a warm-up whose result is checked against float64
+    brute force), so a change in the machine's load falls on all of them alike; each figure is
+    the median over the rounds.  The floor is the corpus's bytes at this machine's read rate:
+    one numba pass over them on the CPU (harness.floors, timed in the same rounds), this GPU's
+    device copy rate measured at the start on the gpu.
+    """
+    import json
+
+    from devices.timers import timer_for
+    from harness.floors import corpus_words, read_floor
+    from harness.machine import cpu_model
+    from workloads import catalog
+
+    sizes = _batch_sizes(batches)
+    if repeats < 1:
+        raise ValueError(f"--repeats must be at least 1, got {repeats}")
+    if roofline and backend != "cpu":
+        raise ValueError("--roofline bounds the cpu backend; drop it or use --backend cpu")
+    names = [i for i in (impls or BENCH_IMPLS) if (i, backend) in SUTS]
+    runnable = [i for i in names if _runs_here(i, backend)]
+    if "faery" not in runnable:
+        raise ValueError(f"faery cannot run on the {backend} backend here: {devices.can_run(backend)[1]}")
+    timer = timer_for(backend)
+    gpu_read_rate = _gpu_copy_bandwidth() if backend == "gpu" else None
+    click.echo(f"cpu {cpu_model()}, {_numba_threads()} threads; load average {os.getloadavg()}")
+    rows = []
+    for workload in workloads:
+        data = catalog.load(workload)
+        if not isinstance(data, EmbeddingSet):
+            raise ValueError(f"--workload {workload}: not an embeddings workload")
+        systems = {name: SUTS[(name, backend)][0](data) for name in runnable}
+        if roofline:
+            systems["faery-one-call"] = functools.partial(_one_call_search, data.corpus)
+        bounds = {}
+        if backend != "gpu":
+            words = corpus_words(data.corpus)
+            bounds["floor"] = lambda: read_floor(words)
+            if roofline:
+                bounds["floor 1 thread"] = _on_one_thread(lambda: read_floor(words))
+                bounds["gemm ceiling"] = build_gemm_ceiling(data, {"size": GEMM_CEILING_SIZE}).run
+        click.echo(f"{workload}: {data.n:,} x {data.d} {data.corpus.dtype} = {data.corpus.nbytes / 1e9:.2f} GB, k = {k}")
+        for batch in sizes:
+            queries = np.resize(data.queries, (batch, data.d))  # pools smaller than the batch are repeated
+            check = _checker(data, queries, k)
+            for name, search in systems.items():
+                check(search(queries, k))  # the warm-up: compilation, caches, memory pools; a wrong answer stops here
+            runs = {**{name: (lambda s=search: s(queries, k)) for name, search in systems.items()}, **bounds}
+            times = _interleaved_medians(runs, repeats, {name: timer for name in systems})
+            floor_s = data.corpus.nbytes / gpu_read_rate if gpu_read_rate else times["floor"]
+            row = {"workload": workload, "backend": backend, "batch": batch, "k": k, "floor_s": floor_s,
+                   **{f"{name}_s": seconds for name, seconds in times.items()},
+                   "faery_over_floor": times["faery"] / floor_s,
+                   **{f"{name}_over_faery": times[name] / times["faery"] for name in systems if name != "faery"}}
+            if "faiss_topk" in systems:
+                phases = build_phases(backend)(data, {"batch": batch, "k": k}).run()
+                row["faiss_topk_select_share"] = phases["topk_fraction"]
+            if roofline:
+                row.update(_roofline(data, batch, times))
+            row["load_average"] = os.getloadavg()[0]
+            rows.append(row)
+            click.echo(f"  B={batch:<4d} " + "  ".join(f"{name} {s * 1e3:.1f} ms" for name, s in times.items()))
+            click.echo("         " + ", ".join(f"{name} {row[name]:.3g}" for name in row if name in _BENCH_FIGURES
+                                                or name.endswith("_over_faery")))
+    click.echo(f"load average after {os.getloadavg()}")
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(rows, f, indent=2)
+
+
+def _batch_sizes(batches: str) -> list[int]:
+    try:
+        sizes = [int(b) for b in batches.split(",")]
+    except ValueError:
+        raise ValueError(f"--batches must be comma-separated positive integers, got {batches!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"--batches must be comma-separated positive integers, got {batches!r}")
+    return sizes
+
+
+def _runs_here(impl: str, backend: str) -> bool:
+    """Whether `impl` can run on `backend` here; a line saying why not when it cannot."""
+    ok, why = devices.can_run(backend, SUTS[(impl, backend)][1])
+    if not ok:
+        click.echo(f"skipping {impl} on {backend}: {why}")
+    return ok
+
+
+def _numba_threads() -> int:
+    import numba
+
+    return numba.get_num_threads()
+
+
+def _one_call_search(corpus: np.ndarray, queries: np.ndarray, k: int):
+    from impls.faery import search
+
+    return search(corpus, queries, k)
+
+
+def _on_one_thread(run: Callable[[], Any]) -> Callable[[], Any]:
+    """`run` with numba and BLAS limited to one thread (the single-core read floor)."""
+    def on_one() -> Any:
+        import numba
+        from threadpoolctl import threadpool_limits
+
+        before = numba.get_num_threads()
+        numba.set_num_threads(1)
+        try:
+            with threadpool_limits(1, user_api="blas"):
+                return run()
+        finally:
+            numba.set_num_threads(before)
+    return on_one
+
+
+def _roofline(data: EmbeddingSet, batch: int, times: dict[str, float]) -> dict[str, float]:
+    """The least time this machine allows: max(bytes at the read rate, flops at the GEMM ceiling's rate)."""
+    work = _work(data, batch)
+    read_rate = work["bytes_read"] / times["floor"]
+    flop_rate = 2.0 * GEMM_CEILING_SIZE ** 3 / times["gemm ceiling"]
+    roofline_s = max(work["bytes_read"] / read_rate, work["flops"] / flop_rate)
+    return {"read_gb_s": read_rate / 1e9, "read_gb_s_1_thread": work["bytes_read"] / times["floor 1 thread"] / 1e9,
+            "gemm_gflops": flop_rate / 1e9, "roofline_s": roofline_s,
+            "faery_over_roofline": times["faery"] / roofline_s, "faery_gflops": work["flops"] / times["faery"] / 1e9}
+
+
+def _interleaved_medians(runs: dict[str, Callable[[], Any]], repeats: int,
+                         timers: dict[str, Any]) -> dict[str, float]:
+    """Median seconds of each run over `repeats` rounds, one call of each per round (host clock
+    unless `timers` names a device timer for it)."""
+    from devices.timers import HostTimer
+
+    host = HostTimer()
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            samples[name].append(timers.get(name, host).time(run)[0])
+    return {name: float(np.median(s)) for name, s in samples.items()}
 
 
 # The report's speedup tables pair every other implementation with the Faiss-like baseline on the

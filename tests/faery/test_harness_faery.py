@@ -89,3 +89,36 @@ def test_loadgen_command_prints_the_scenario_figures() -> None:
     result = runner.invoke(faery.cli, ["loadgen", "--workload", "gaussian-25k-d128-fp32", "--impl", "numpy",
                                        "--backend", "opencl"])
     assert isinstance(result.exception, ValueError) and "numpy has no opencl backend" in str(result.exception)
+
+
+def test_bench_command_times_the_systems_in_turns_beside_the_floors(tmp_path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(faery.cli, ["bench", "--workload", "gaussian-25k-d128-fp32", "--batches", "1,3",
+                                            "--repeats", "1", "--impl", "faery", "--impl", "faiss_topk",
+                                            "--roofline", "-k", "10", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())
+    assert [r["batch"] for r in rows] == [1, 3]
+    for r in rows:
+        for name in ("faery", "faiss_topk", "faery-one-call", "floor", "floor 1 thread", "gemm ceiling"):
+            assert r[f"{name}_s"] > 0, name
+        assert r["faery_over_floor"] == pytest.approx(r["faery_s"] / r["floor_s"])
+        assert r["faiss_topk_over_faery"] == pytest.approx(r["faiss_topk_s"] / r["faery_s"])
+        assert r["roofline_s"] >= r["floor_s"] and 0 < r["faiss_topk_select_share"] < 1
+    assert "load average after" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--batches", "1,0"], "--batches must be comma-separated positive integers"),
+    (["--repeats", "0"], "--repeats must be at least 1"),
+    (["--roofline", "--backend", "opencl"], "--roofline bounds the cpu backend"),
+])
+def test_bench_command_refuses_bad_options(args: list[str], message: str) -> None:
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(faery.cli, ["bench", "--workload", "gaussian-25k-d128-fp32", *args])
+    assert isinstance(result.exception, ValueError) and message in str(result.exception)
