@@ -234,7 +234,8 @@ class HotKeyCache:
         pos = self.position[slots]
         hit = pos >= 0
         self.stamps[pos[hit]] = stamps[hit]
-        new, new_stamps = slots[~hit], stamps[~hit]
+        miss = ~hit
+        new, new_stamps = slots[miss], stamps[miss]
         if len(new) <= self.capacity - self.n:
             self._place(new, new_stamps, np.arange(self.n, self.n + len(new)))
             self.n += len(new)
@@ -395,8 +396,7 @@ class ShardReplica:
             get = self.slot_of.get
             slots = np.fromiter((get(k, -1) for k in keys.tolist()), dtype=np.int64, count=len(keys))
             held = slots >= 0
-            current = np.zeros(len(keys), dtype=np.int64)
-            current[held] = self.versions[slots[held]]
+            current = np.where(held, self.versions[slots], 0)   # slot -1 reads a valid entry, then discarded
             newer = versions > current
             fresh = newer & ~held
             if fresh.any():
@@ -504,11 +504,16 @@ class ShardReplica:
         seen = pull.seen_shard_version if pull.seen_incarnation == self.incarnation else -1
         promised = self.promised.get(requester)
         if promised:
-            for pull_id in outstanding:
-                if pull_id in promised:
+            # Newest answer first.  A full answer's top is this replica's vector when it was sent,
+            # which covers every earlier answer's top (the vector only grows), and its shard
+            # version every earlier one: older entries cannot raise base or seen further.
+            for pull_id in reversed(promised):
+                if pull_id in outstanding:
                     sv, top = promised[pull_id]
                     base = np.maximum(base, top)
                     seen = max(seen, sv)
+                    if sv >= 0:
+                        break
         return base, seen
 
     def _nothing_above(self, base: np.ndarray, cap_us: int, only_origin: int | None) -> bool:
@@ -534,7 +539,7 @@ class ShardReplica:
         """Remember a sent answer until the requester says it received it (or gave it up)."""
         kept = {p: e for p, e in self.promised.get(requester, {}).items() if p in outstanding}
         if delta.path != "unchanged":   # a partial answer's top raises bases too; its version is -1
-            kept[pull_id] = (delta.shard_version, delta.vv)
+            kept[pull_id] = (delta.shard_version, delta.vv)   # last: entries stay in the order sent
         self.promised[requester] = kept
 
     def digest(self) -> str:
@@ -625,7 +630,7 @@ class EkkoServer:
         `pull_timeout_s` is passed over; failing all that, the peer whose last answer
         carried the newest timestamp.
         """
-        latest = np.max([r.vv for r in self.replicas.values()], axis=0) if self.replicas else np.zeros(1, np.int64)
+        latest = np.maximum.reduce([r.vv for r in self.replicas.values()]) if self.replicas else np.zeros(1, np.int64)
         newest = int(latest.max())
         if newest == 0:
             return []

@@ -111,43 +111,31 @@ def simulate_ekko(stream: UpdateStream, wan: WanConfig, protocol: ProtocolConfig
 
     written: set[int] = set()   # origins with writes since their held pulls were last released
 
-    def commit(writes: list[tuple[int, list[int]]]) -> None:
-        """Commit (key, carried update ids) writes, in order, on their shards' origin servers.
-
-        One `write_batch` per shard: it gives the versions of one-by-one writes in this order.
-        """
-        by_shard: dict[int, list[tuple[int, list[int]]]] = {}
-        for key, update_ids in writes:
-            shard = key % n_shards
-            if servers[shard % m].up:
-                by_shard.setdefault(shard, []).append((key, update_ids))
-            else:
-                held.append((key, update_ids))
-        for shard, group in by_shard.items():
-            owner = servers[shard % m]
-            written.add(owner.id)
-            keys = np.array([key for key, _ in group], dtype=np.int64)
-            newest = np.array([ids[-1] for _, ids in group], dtype=np.int64)
-            # The version's timestamp is the training time of the newest carried update, so a
-            # commit delayed by a fault gets the same version as in a fault-free run.
-            versions = owner.write_batch(shard, keys, stream.values[newest], stream.times[newest])
-            first = len(log.keys)
-            for i, (_, update_ids) in enumerate(group):
-                log.carried_by[update_ids] = first + i
-            log.keys.extend(keys.tolist()), log.versions.extend(versions.tolist())
-            log.shards.extend([shard] * len(group)), log.times.extend([net.now] * len(group))
+    def commit(key: int, update_ids: list[int]) -> None:
+        shard = key % n_shards
+        owner = servers[shard % m]
+        if not owner.up:
+            held.append((key, update_ids))
+            return
+        written.add(owner.id)
+        # The version's timestamp is the training time of the newest carried update, so a
+        # commit delayed by a fault gets the same version as in a fault-free run.
+        version = owner.write(shard, key, stream.values[update_ids[-1]], float(stream.times[update_ids[-1]]))
+        log.carried_by[update_ids] = len(log.keys)
+        log.keys.append(key), log.versions.append(version), log.shards.append(shard), log.times.append(net.now)
 
     def feed(lo: int, hi: int) -> None:
         keys, mags, models, new = stream.keys, stream.magnitudes, stream.models, stream.is_new
-        if sched is None:
-            commit([(key, [u]) for u, key in enumerate(keys[lo:hi].tolist(), lo)])
-        else:
-            writes = []
-            for u in range(lo, hi):
+        for u in range(lo, hi):
+            if sched is None:
+                commit(int(keys[u]), [u])
+            else:
                 ids = sched.submit(u, int(keys[u]), float(mags[u]), int(models[u]), bool(new[u]))
                 if ids is not None:
-                    writes.append((int(keys[u]), ids))
-            commit(writes + list(sched.flush_due(net.now).items()))
+                    commit(int(keys[u]), ids)
+        if sched is not None:
+            for key, ids in sched.flush_due(net.now).items():
+                commit(key, ids)
         release_written()
 
     def release_written() -> None:
@@ -165,7 +153,8 @@ def simulate_ekko(stream: UpdateStream, wan: WanConfig, protocol: ProtocolConfig
     end_feed = stream.duration_s + write_batch_s
     if sched is not None:
         def flush_all() -> None:
-            commit(list(sched.flush_all().items()))
+            for k, ids in sched.flush_all().items():
+                commit(k, ids)
             release_written()
         net.at(end_feed, flush_all)
 
@@ -187,7 +176,8 @@ def simulate_ekko(stream: UpdateStream, wan: WanConfig, protocol: ProtocolConfig
         if sid < m:   # an origin is back: commit what training held for it
             waiting = [(k, ids) for k, ids in held if (k % n_shards) % m == sid]
             held[:] = [(k, ids) for k, ids in held if (k % n_shards) % m != sid]
-            commit(waiting)
+            for k, ids in waiting:
+                commit(k, ids)
             release_written()
 
     net.schedule_faults(on_crash, on_restart)
