@@ -425,10 +425,16 @@ def simulate_cmd(workload: str, dcs: int | None, latency: str, offered_load: flo
               help="the nominal row size that --offered-load refers to")
 @click.option("--kill", "kill_server", type=int, default=None, help="kill and restart this server half-way")
 @click.option("--timeout", "timeout_s", default=120.0, show_default=True, type=float)
+@click.option("--ray", "ray_address", metavar="ADDRESS",
+              help="start the servers on the nodes of a Ray cluster: auto (join the running one), "
+                   "local (start one for this run) or HOST:PORT  [default: child processes on loopback]")
 def processes_cmd(updates: int, dcs: int | None, servers_per_dc: int, latency: str | None,
                   offered_load: float | None, bandwidth_gbps: float, row_bytes: int, kill_server: int | None,
-                  timeout_s: float) -> None:
-    """Real server processes on loopback: distinct keys/s and updates/s, first write to every replica agreeing."""
+                  timeout_s: float, ray_address: str | None) -> None:
+    """Real server processes (on loopback, or on Ray nodes): distinct keys/s and updates/s, first write to every
+    replica agreeing."""
+    import contextlib
+
     from impls.ekko.process import ClusterConfig, run_cluster
     from wan.latency import latency_matrix
     from workloads.ekko_updates import at_rate, generate_updates
@@ -446,10 +452,17 @@ def processes_cmd(updates: int, dcs: int | None, servers_per_dc: int, latency: s
     stream = generate_updates(updates, max(10 * updates, 100_000), 10.0, simulated_hours=3.0, seed=4)
     if offered_load is not None:
         stream = at_rate(stream, offered_rate(offered_load, bandwidth_gbps, row_bytes))
-    with tempfile.TemporaryDirectory(prefix="ekko-cluster-") as workdir:
+    with contextlib.ExitStack() as stack:
+        if ray_address is not None:
+            from harness import cluster
+
+            stack.enter_context(cluster.joined(ray_address))
+        workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="ekko-cluster-"))
         r = run_cluster(stream, config, workdir=workdir, kill=None if kill_server is None else (kill_server, 0.5),
-                        timeout_s=timeout_s, paced=offered_load is not None)
-    click.echo(json.dumps({"kind": "measured", "processes": config.n_servers, "updates": r.updates,
+                        timeout_s=timeout_s, paced=offered_load is not None,
+                        placement="local" if ray_address is None else "ray")
+    click.echo(json.dumps({"kind": "measured", "processes": config.n_servers, "nodes": len(set(r.nodes)),
+                           "updates": r.updates,
                            "distinct_keys": r.distinct_keys, "elapsed_s": round(r.elapsed_s, 3),
                            "distinct_keys_per_s": round(r.distinct_keys / r.elapsed_s),
                            "updates_per_s": round(r.updates_per_s), "converged": r.converged,

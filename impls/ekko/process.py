@@ -1,4 +1,4 @@
-"""Ekko on real processes: one OS process per parameter server, TCP on 127.0.0.1, msgpack.
+"""Ekko on real processes: one OS process per parameter server, TCP, msgpack.
 
 Each server process runs the same sans-IO `EkkoServer` as the simulation, driven by
 an asyncio loop: a TCP listener, one outbound connection per peer, a sync ticker.
@@ -11,25 +11,48 @@ it already logged (a retry after a lost ack), so an acknowledged update survives
 a restarted server replays its log (same versions) and pulls the rest from its
 peers.  It starts with a new incarnation, so no peer trusts its old shard versions.
 
+Placement (`run_cluster(..., placement=)`):
+
+- "local": the servers are child processes of the driver, listening on 127.0.0.1;
+- "ray": each server is a child process of a Ray actor, the actors dealt round-robin to the
+  live nodes of the cluster that the caller's `ray.init` joined; each actor reports its
+  server's address (its node's IP and a free port), keeps the server's log and write-ahead
+  log on its node, and kills and restarts the server when the driver asks.
+
+Every connection, on loopback too (one code path), opens with a handshake on the run's
+secret (32 random bytes the driver makes per run and hands each server on its standard
+input, never on a command line): the server sends a random challenge, the connecting side
+answers with an HMAC-SHA256 of it and a challenge of its own, which the server answers in
+turn.  A peer that cannot prove the secret is refused and logged in the server's log, and
+nothing it sent is applied.  Every frame is bounded in size (the largest frame the run's
+stream can make, `ClusterConfig.max_frame_bytes`); a malformed, unknown or oversized frame
+closes its own connection, logged, and nothing else.
+
 `run_cluster` is the driver: it starts the servers, feeds the update stream to the
 DC-0 servers, optionally kills and restarts one server, waits until every replica of
 every shard has the same digest, stops everything and reports the throughput.  A
 server that dies unexpectedly is reported by id with the tail of its log; every wait
-is bounded.  Traffic runs on plain loopback (no network namespaces, no tc delay).
+is bounded.  Traffic runs on plain TCP (no network namespaces, no tc delay).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import math
+import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import asdict, dataclass
+import traceback
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import msgpack
 import numpy as np
@@ -38,6 +61,43 @@ from impls.ekko.core import EkkoServer, ProtocolConfig, PullRequest, PullRespons
 from workloads.ekko_updates import UpdateStream
 
 I64 = np.int64
+PLACEMENTS = ("local", "ray")
+LOOPBACK = "127.0.0.1"
+NONCE_BYTES = 32
+HANDSHAKE_TIMEOUT_S = 5.0       # a connection that has not proved the secret by then is refused
+HANDSHAKE_FRAME_BYTES = 1024    # the bound on a frame before the secret is proved
+DELTA_PATHS = ("unchanged", "cache", "full")
+
+
+# ------------------------------------------------------------------------------ configuration
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    n_dcs: int = 2
+    servers_per_dc: int = 3
+    n_shards: int = 12
+    dim: int = 4
+    sync_interval_s: float = 0.01
+    cache_capacity: int = 4096
+    fanout: int = 2
+    latency_ms: tuple[tuple[float, ...], ...] = ()   # one-way delays the transport adds between DCs (none if empty)
+    max_frame_bytes: int = 0    # the bound on one frame; 0: run_cluster sets the largest its stream can make
+
+    @property
+    def n_servers(self) -> int:
+        return self.n_dcs * self.servers_per_dc
+
+    def protocol(self) -> ProtocolConfig:
+        return ProtocolConfig(n_origins=self.n_servers, dim=self.dim, cache_capacity=self.cache_capacity,
+                              fanout=self.fanout, sync_interval_s=self.sync_interval_s, pull_timeout_s=1.0)
+
+    def server(self, sid: int, seed: int = 0) -> EkkoServer:
+        m = self.servers_per_dc
+        dc, idx = divmod(sid, m)
+        shards = [s for s in range(self.n_shards) if s % m == idx]
+        return EkkoServer(sid, dc, shards, {d: d * m + idx for d in range(self.n_dcs)}, self.protocol(), seed,
+                          servers_per_dc=m)
 
 
 # ------------------------------------------------------------------------------ encoding
@@ -65,41 +125,173 @@ def decode(msg: dict[str, Any], dim: int) -> PullRequest | PullResponse:
         for s, path, k, v, x, b, vv, inc, sv, cmp in msg["s"]], msg["id"])
 
 
+
+class BadFrame(ConnectionError):
+    """A frame that is no well-formed message of this run (or is over the size bound): its connection closes."""
+
+
+class Refused(ConnectionError):
+    """The other end of a connection did not prove the run's secret."""
+
+
+def _require(ok: bool, what: str) -> None:
+    if not ok:
+        raise ValueError(what)
+
+
+def _is_int(*values: Any) -> bool:
+    return all(type(v) is int for v in values)
+
+
+def parse(frame: Any, config: ClusterConfig, held: set[int]) -> tuple[str, Any]:
+    """A frame's kind and content, checked against the run's shape and the shards `held` here; else BadFrame.
+
+    Only what passes reaches the protocol core, so a frame it could choke on closes its
+    connection instead of taking the server down.
+    """
+    kind = frame.get("k") if isinstance(frame, dict) else None
+    try:
+        if kind in ("pull", "delta"):
+            message = decode(frame, config.dim)
+            _check_message(message, config, held)
+            return kind, message
+        if kind == "write":
+            _check_write(frame, config, held)
+            return kind, frame
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadFrame(f"malformed {kind!r} frame ({type(exc).__name__}: {str(exc)[:200]})") from None
+    if kind in ("digest", "stop"):
+        return kind, frame
+    raise BadFrame("a frame that is not a message map" if kind is None else f"unknown frame kind {str(kind)[:40]!r}")
+
+
+def _check_message(m: PullRequest | PullResponse, config: ClusterConfig, held: set[int]) -> None:
+    n = config.n_servers
+    _require(_is_int(m.src, m.pull_id) and 0 <= m.src < n, f"src {m.src!r} is not a server of this run")
+    for part in m.shards:
+        _require(_is_int(part.shard) and part.shard in held, f"shard {part.shard!r} is not held here")
+        if isinstance(part, ShardPull):
+            _require(_is_int(part.seen_incarnation, part.seen_shard_version) and part.vv.shape == (n,),
+                     "a shard pull's version vector or counters do not fit this run")
+        else:
+            rows = part.keys.shape[0]
+            _require(part.path in DELTA_PATHS and part.versions.shape == (rows,) and part.values.shape[0] == rows
+                     and part.base.shape == (n,) and part.vv.shape == ((0,) if part.path == "unchanged" else (n,))
+                     and _is_int(part.incarnation, part.shard_version, part.keys_compared),
+                     "a shard delta's arrays or counters do not fit this run")
+    if isinstance(m, PullRequest):
+        _require(_is_int(m.cap_us, *m.outstanding) and isinstance(m.may_hold, bool)
+                 and isinstance(m.own_writes_only, bool), "a pull's options are not of their types")
+
+
+def _check_write(frame: dict[str, Any], config: ClusterConfig, held: set[int]) -> None:
+    rows = len(frame["key"])
+    columns = [np.asarray(frame[name]) for name in ("shard", "key", "stamp")]
+    _require(_is_int(frame["batch"]) and rows >= 1 and all(c.shape == (rows,) for c in columns),
+             "a write batch's columns do not have one entry per row")
+    _require(columns[0].dtype.kind in "iu" and columns[1].dtype.kind in "iu" and columns[2].dtype.kind in "iuf",
+             "a write batch's columns are not numbers")
+    _require(set(np.unique(columns[0]).tolist()) <= held, "a write batch names a shard not held here")
+    _require(isinstance(frame["values"], bytes) and len(frame["values"]) == rows * config.dim * 4,
+             "a write batch's values are not one float32 row per key")
+
+
+def frame_bound(n_updates: int, config: ClusterConfig) -> int:
+    """The largest frame a run of `n_updates` can make: every update in one write batch or one delta.
+
+    A write row is at most 23 bytes of msgpack integers and a float plus its float32 values; a
+    delta row is a key, a version and the values; every shard adds two version vectors.
+    """
+    return (1 << 20) + n_updates * (32 + 4 * config.dim) + 16 * config.n_servers * config.n_shards
+
+
+# ------------------------------------------------------------------------------ connections
+
+
+def _mac(secret: bytes, side: bytes, nonce: bytes) -> bytes:
+    return hmac.new(secret, side + nonce, hashlib.sha256).digest()
+
+
+def _field(frame: Any, kind: str, name: str) -> bytes:
+    """`frame[name]` of a `kind` handshake frame, or Refused."""
+    value = frame.get(name) if isinstance(frame, dict) and frame.get("k") == kind else None
+    if not isinstance(value, bytes) or len(value) != NONCE_BYTES:   # nonces and SHA-256 MACs: 32 bytes each
+        raise Refused(f"expected a {kind!r} frame of the handshake")
+    return value
+
+
+async def _read_frame(reader: asyncio.StreamReader, unpacker: msgpack.Unpacker, timeout: float | None) -> Any:
+    """The next frame on a connection; BadFrame for a malformed or oversized one, ConnectionError at its end."""
+    while True:
+        try:
+            for frame in unpacker:
+                return frame
+        except (msgpack.UnpackException, ValueError) as exc:
+            raise BadFrame(f"malformed frame ({type(exc).__name__}: {str(exc)[:200]})") from None
+        data = await asyncio.wait_for(reader.read(1 << 20), timeout)
+        if not data:
+            raise ConnectionError("the connection was closed")
+        try:
+            unpacker.feed(data)
+        except msgpack.BufferFull:
+            raise BadFrame("a frame over the run's size bound") from None
+
+
+async def _connect(address: tuple[str, int], secret: bytes, frame_bytes: int
+                   ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, msgpack.Unpacker]:
+    """Open a connection to a server and prove the run's secret to each other; Refused if the server cannot."""
+    reader, writer = await asyncio.open_connection(*address)
+    try:
+        unpacker = msgpack.Unpacker(raw=False, max_buffer_size=frame_bytes)
+        challenge = _field(await _read_frame(reader, unpacker, HANDSHAKE_TIMEOUT_S), "challenge", "nonce")
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        writer.write(msgpack.packb({"k": "hello", "mac": _mac(secret, b"peer", challenge), "nonce": nonce}))
+        await writer.drain()
+        proof = _field(await _read_frame(reader, unpacker, HANDSHAKE_TIMEOUT_S), "welcome", "mac")
+        if not hmac.compare_digest(proof, _mac(secret, b"server", nonce)):
+            raise Refused(f"{address[0]}:{address[1]} did not prove the run's secret")
+    except BaseException:  # a timeout or cancellation mid-handshake too: nothing stays open
+        writer.close()
+        raise
+    return reader, writer, unpacker
+
+
+async def _admit(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, secret: bytes) -> None:
+    """Challenge a new connection; Refused unless it proves the run's secret (and sends nothing before that)."""
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    writer.write(msgpack.packb({"k": "challenge", "nonce": nonce}))
+    await writer.drain()
+    small = msgpack.Unpacker(raw=False, max_buffer_size=HANDSHAKE_FRAME_BYTES)
+    try:
+        hello = await _read_frame(reader, small, HANDSHAKE_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        raise Refused(f"no answer to the challenge within {HANDSHAKE_TIMEOUT_S:g} s") from None
+    except ConnectionError as exc:  # BadFrame too
+        raise Refused(f"no answer to the challenge: {exc}") from None
+    if not hmac.compare_digest(_field(hello, "hello", "mac"), _mac(secret, b"peer", nonce)):
+        raise Refused("a wrong answer to the challenge (not this run's secret)")
+    if small.read_bytes(1):
+        raise Refused("it sent data before it was admitted")
+    writer.write(msgpack.packb({"k": "welcome", "mac": _mac(secret, b"server", _field(hello, "hello", "nonce"))}))
+    await writer.drain()
+
+
+def _peer_name(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+
+
 # ------------------------------------------------------------------------------ server process
 
 
-@dataclass(frozen=True)
-class ClusterConfig:
-    n_dcs: int = 2
-    servers_per_dc: int = 3
-    n_shards: int = 12
-    dim: int = 4
-    sync_interval_s: float = 0.01
-    cache_capacity: int = 4096
-    fanout: int = 2
-    latency_ms: tuple[tuple[float, ...], ...] = ()   # one-way delays the transport adds between DCs (none if empty)
-
-    @property
-    def n_servers(self) -> int:
-        return self.n_dcs * self.servers_per_dc
-
-    def protocol(self) -> ProtocolConfig:
-        return ProtocolConfig(n_origins=self.n_servers, dim=self.dim, cache_capacity=self.cache_capacity,
-                              fanout=self.fanout, sync_interval_s=self.sync_interval_s, pull_timeout_s=1.0)
-
-    def server(self, sid: int, seed: int = 0) -> EkkoServer:
-        m = self.servers_per_dc
-        dc, idx = divmod(sid, m)
-        shards = [s for s in range(self.n_shards) if s % m == idx]
-        return EkkoServer(sid, dc, shards, {d: d * m + idx for d in range(self.n_dcs)}, self.protocol(), seed,
-                          servers_per_dc=m)
-
-
 class _Node:
-    def __init__(self, sid: int, config: ClusterConfig, ports: list[int], wal: Path, epoch: float):
-        self.sid, self.config, self.ports, self.wal_path = sid, config, ports, wal
-        self.epoch = epoch   # the cluster's time zero, the clock that write timestamps count from
-        self.server = config.server(sid)
+    def __init__(self, spec: dict[str, Any]):
+        self.sid, self.config = spec["sid"], ClusterConfig(**spec["config"])
+        self.addresses = [tuple(a) for a in spec["addresses"]]
+        self.secret, self.wal_path = bytes.fromhex(spec["secret"]), Path(spec["wal"])
+        self.epoch = spec["epoch"]   # the cluster's time zero, the clock that write timestamps count from
+        self.server = self.config.server(self.sid)
+        self.held = set(self.server.replicas)
         boot = time.time_ns() // 1000 % (1 << 40)   # a fresh incarnation per process start
         for replica in self.server.replicas.values():
             replica.incarnation = boot
@@ -110,9 +302,10 @@ class _Node:
         self.writers: dict[int, asyncio.StreamWriter] = {}
         self.locks: dict[int, asyncio.Lock] = {}
         self.stop = asyncio.Event()
+        self.fault: str | None = None              # a fault of this server's own: it stops with it
         self.applied_batches: set[int] = set()   # write batches already in the log
         self._replay_wal()
-        self.wal = open(wal, "ab")
+        self.wal = open(self.wal_path, "ab")
 
     def _replay_wal(self) -> None:
         if not self.wal_path.exists():
@@ -129,13 +322,17 @@ class _Node:
             mine = shards == shard
             self.server.write_batch(shard, keys[mine], values[mine], stamps[mine])
 
+    def log(self, line: str) -> None:
+        print(f"server {self.sid}: {line}", file=sys.stderr, flush=True)
+
     async def _send(self, dst: int, payload: bytes) -> None:
         lock = self.locks.setdefault(dst, asyncio.Lock())
         async with lock:
             try:
                 writer = self.writers.get(dst)
                 if writer is None or writer.is_closing():
-                    _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", self.ports[dst]), 1.0)
+                    _, writer, _ = await asyncio.wait_for(
+                        _connect(self.addresses[dst], self.secret, self.config.max_frame_bytes), 1.0)
                     self.writers[dst] = writer
                 writer.write(payload)
                 await writer.drain()
@@ -163,30 +360,37 @@ class _Node:
             await asyncio.sleep(self.config.sync_interval_s)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        unpacker = msgpack.Unpacker(raw=False, max_buffer_size=1 << 30)
+        peer = _peer_name(writer)
         try:
-            while data := await reader.read(1 << 20):
-                unpacker.feed(data)
-                for msg in unpacker:
-                    reply = self._on(msg)
-                    if reply is not None:
-                        writer.write(msgpack.packb(reply))
-                        await writer.drain()
+            await _admit(reader, writer, self.secret)
+            unpacker = msgpack.Unpacker(raw=False, max_buffer_size=self.config.max_frame_bytes)
+            while True:
+                reply = self._on(*parse(await _read_frame(reader, unpacker, None), self.config, self.held))
+                if reply is not None:
+                    writer.write(msgpack.packb(reply))
+                    await writer.drain()
+        except Refused as exc:
+            self.log(f"refused a connection from {peer}: {exc}")
+        except BadFrame as exc:
+            self.log(f"closed the connection from {peer}: {exc}")
         except (ConnectionError, OSError):
-            pass
+            pass   # the peer went away
+        except asyncio.CancelledError:
+            pass   # the server is stopping: end quietly (a cancelled handler is logged as an error)
+        except Exception:   # a fault of the server itself, on a frame that passed the checks: stop with it
+            self.fault = traceback.format_exc()
+            self.stop.set()
         finally:
             writer.close()
 
-    def _on(self, msg: dict[str, Any]) -> dict[str, Any] | None:
-        kind = msg["k"]
+    def _on(self, kind: str, msg: Any) -> dict[str, Any] | None:
         if kind in ("pull", "delta"):
             now = self.now()
             if kind == "delta":
-                src = msg["src"]
-                gap = now - self.last_answer.get(src, now)
-                self.longest_silence[src] = max(self.longest_silence.get(src, 0.0), gap)
-                self.last_answer[src] = now
-            self._dispatch(self.server.on_message(decode(msg, self.config.dim), now))
+                gap = now - self.last_answer.get(msg.src, now)
+                self.longest_silence[msg.src] = max(self.longest_silence.get(msg.src, 0.0), gap)
+                self.last_answer[msg.src] = now
+            self._dispatch(self.server.on_message(msg, now))
             return None
         if kind == "write":
             if msg["batch"] in self.applied_batches:
@@ -205,13 +409,11 @@ class _Node:
                     "silence": {str(p): max(self.longest_silence.get(p, 0.0), self.now() - t)
                                 for p, t in self.last_answer.items()},
                     "lost": {str(p): n for p, n in self.server.stats.timeouts_by_peer.items()}}
-        if kind == "stop":
-            self.stop.set()
-            return {"k": "bye"}
-        raise ValueError(f"server {self.sid}: unknown message kind {kind!r}")
+        self.stop.set()   # "stop"
+        return {"k": "bye"}
 
     async def run(self) -> None:
-        listener = await asyncio.start_server(self._handle, "127.0.0.1", self.ports[self.sid], reuse_address=True)
+        listener = await asyncio.start_server(self._handle, *self.addresses[self.sid], reuse_address=True)
         ticker = asyncio.create_task(self._ticker())
         await self.stop.wait()
         ticker.cancel()
@@ -221,11 +423,142 @@ class _Node:
         self.wal.close()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of one server process: `python -m impls.ekko.process SPEC_JSON`."""
-    spec = json.loads((argv or sys.argv[1:])[0])
-    asyncio.run(_Node(spec["sid"], ClusterConfig(**spec["config"]), spec["ports"], Path(spec["wal"]),
-                      spec["epoch"]).run())
+def main() -> None:
+    """Entry point of one server process: `python -m impls.ekko.process`, its spec as JSON on standard input."""
+    node = _Node(json.load(sys.stdin))
+    asyncio.run(node.run())
+    if node.fault is not None:
+        sys.exit(f"server {node.sid} stopped on a fault of its own:\n{node.fault}")
+
+
+class ServerHost:
+    """Starts, kills and watches one server process on the machine it runs on.
+
+    The driver holds one per server for the local placement; on Ray each lives in an actor on
+    its node (`host=None`: the node's IP as Ray knows it; `workdir=None`: a fresh folder there).
+    """
+
+    def __init__(self, sid: int, host: str | None = None, workdir: str | None = None):
+        where = socket.gethostname()
+        if host is None:
+            import ray
+
+            host, where = ray.util.get_node_ip_address(), ray.get_runtime_context().get_node_id()
+        self.sid, self.host, self.where = sid, host, where
+        self.own_workdir = workdir is None
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"ekko-server-{sid}-") if workdir is None else workdir)
+        self.port = _free_ports(host, 1)[0]
+        self.proc: subprocess.Popen | None = None
+        self.log: Any = None
+
+    def address(self) -> tuple[str, int]:
+        return self.host, self.port
+
+    def node(self) -> str:
+        """Where this server runs: its Ray node's id in an actor, else the host name."""
+        return self.where
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"server-{self.sid}.log"
+
+    def start(self, spec: dict[str, Any]) -> None:
+        spec = {**spec, "sid": self.sid, "wal": str(self.workdir / f"wal-{self.sid}.bin")}
+        if self.log is not None:
+            self.log.close()
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "impls.ekko.process"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.DEVNULL, stderr=self.log)
+        self.proc.stdin.write(json.dumps(spec).encode())   # the secret never shows on a command line
+        self.proc.stdin.close()
+
+    def kill(self) -> int:
+        self.proc.kill()
+        return self.proc.wait(5)
+
+    def exit_reason(self) -> str | None:
+        """None while the server runs, else the last line of its log (or its exit code)."""
+        code = None if self.proc is None else self.proc.poll()
+        if code is None:
+            return None
+        text = self.log_text().strip()
+        return text.splitlines()[-1] if text else f"exit code {code}"
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        """Wait a moment for the server to exit (the driver asked it to), else kill it; clean up."""
+        if self.proc is not None:
+            try:
+                self.proc.wait(3)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(3)
+        if self.log is not None:
+            self.log.close()
+        if self.own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class _ServerOnRay:
+    """The driver's handle on a ServerHost in a Ray actor: the same calls, answered from its node."""
+
+    CALL_TIMEOUT_S = 30.0
+
+    def __init__(self, ray: Any, actor: Any):
+        self.ray, self.actor = ray, actor
+        self._address, self._node = self._call("address"), self._call("node")
+
+    def _call(self, method: str, *args: Any) -> Any:
+        return self.ray.get(getattr(self.actor, method).remote(*args), timeout=self.CALL_TIMEOUT_S)
+
+    def address(self) -> tuple[str, int]:
+        return self._address
+
+    def node(self) -> str:
+        return self._node
+
+    def start(self, spec: dict[str, Any]) -> None:
+        self._call("start", spec)
+
+    def kill(self) -> int:
+        return self._call("kill")
+
+    def exit_reason(self) -> str | None:
+        try:
+            return self._call("exit_reason")
+        except self.ray.exceptions.RayActorError as exc:
+            return f"its Ray actor on node {self._node[:8]} was lost ({type(exc).__name__})"
+
+    def log_text(self) -> str:
+        return self._call("log_text")
+
+    def stop(self) -> None:
+        try:
+            self._call("stop")
+        except self.ray.exceptions.RayError:
+            pass   # its node is gone: nothing left there to stop
+        self.ray.kill(self.actor)
+
+
+def _servers_on_ray(n: int) -> list[_ServerOnRay]:
+    """n ServerHosts in Ray actors, server i on the i-th live node (mod their number) that offers a CPU."""
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("placement='ray' needs Ray, which is not installed: pip install 'recmine[cluster]'") from None
+    if not ray.is_initialized():
+        raise ValueError("placement='ray' needs a Ray cluster: call ray.init() (or ray.init(address=...)) first")
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU", 0) >= 1)
+    if not nodes:
+        raise ValueError("the Ray cluster has no live node that offers a CPU")
+    # No CPU reserved: the actor only waits on its server, whose process Ray does not account for.
+    actor = ray.remote(num_cpus=0, max_restarts=0)(ServerHost)
+    return [_ServerOnRay(ray, actor.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+        nodes[sid % len(nodes)], soft=False)).remote(sid)) for sid in range(n)]
 
 
 # ------------------------------------------------------------------------------ driver
@@ -249,12 +582,14 @@ class ClusterResult:
     longest_silence_s: dict[int, float] | None = None   # per server: the longest gap between answers from the victim
     pulls_lost_to_victim: int = 0          # pulls to the victim that its peers gave up (the outage they saw)
     network: str = "plain loopback (no netns/tc)"
+    addresses: list[tuple[str, int]] | None = None   # per server: where it listened
+    nodes: list[str] | None = None         # per server: its Ray node id (local placement: this host's name)
 
 
-def _free_ports(n: int) -> list[int]:
+def _free_ports(host: str, n: int) -> list[int]:
     socks = [socket.socket() for _ in range(n)]
     for s in socks:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
     ports = [s.getsockname()[1] for s in socks]
     for s in socks:
         s.close()
@@ -262,69 +597,66 @@ def _free_ports(n: int) -> list[int]:
 
 
 class _Conn:
-    """A control connection: send a map, read the one map that answers it."""
+    """An authenticated control connection: send a map, read the one map that answers it."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self.reader, self.writer = reader, writer
-        self.unpacker = msgpack.Unpacker(raw=False, max_buffer_size=1 << 30)
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, unpacker: msgpack.Unpacker):
+        self.reader, self.writer, self.unpacker = reader, writer, unpacker
 
     @classmethod
-    async def open(cls, port: int, timeout: float) -> "_Conn":
-        return cls(*await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout))
+    async def open(cls, address: tuple[str, int], secret: bytes, frame_bytes: int, timeout: float) -> "_Conn":
+        return cls(*await asyncio.wait_for(_connect(address, secret, frame_bytes), timeout))
 
     async def call(self, msg: dict[str, Any], timeout: float) -> dict[str, Any]:
         self.writer.write(msgpack.packb(msg))
         await self.writer.drain()
-        while True:
-            for reply in self.unpacker:
-                return reply
-            data = await asyncio.wait_for(self.reader.read(1 << 20), timeout)
-            if not data:
-                raise ConnectionError("the server closed the connection")
-            self.unpacker.feed(data)
+        return await _read_frame(self.reader, self.unpacker, timeout)
 
     def close(self) -> None:
         self.writer.close()
 
 
 class _Cluster:
-    def __init__(self, config: ClusterConfig, workdir: Path):
-        self.config, self.workdir = config, workdir
-        self.ports = _free_ports(config.n_servers)
+    CHECK_EVERY_S = 0.1   # how often check_alive asks the servers' hosts (over Ray, a round trip each)
+
+    def __init__(self, config: ClusterConfig, workdir: Path, placement: str = "local", secret: bytes | None = None):
+        if placement not in PLACEMENTS:
+            raise ValueError(f"unknown placement {placement!r}; choose one of {', '.join(PLACEMENTS)}")
+        self.config, self.workdir, self.placement = config, workdir, placement
+        self.secret = secret or secrets.token_bytes(32)
+        self.hosts: list[Any] = ([ServerHost(sid, LOOPBACK, str(workdir)) for sid in range(config.n_servers)]
+                                 if placement == "local" else _servers_on_ray(config.n_servers))
+        self.addresses = [tuple(h.address()) for h in self.hosts]
         self.epoch = time.time()
-        self.procs: dict[int, subprocess.Popen] = {}
-        self.logs: dict[int, Any] = {}
+        self.started: set[int] = set()
         self.down: set[int] = set()   # killed on purpose, not yet restarted: not a death to report
+        self._checked_at = -math.inf
 
     def start(self, sid: int) -> None:
-        spec = {"sid": sid, "config": asdict(self.config), "ports": self.ports, "epoch": self.epoch,
-                "wal": str(self.workdir / f"wal-{sid}.bin")}
         self.down.discard(sid)
-        if sid in self.logs:
-            self.logs[sid].close()
-        self.logs[sid] = open(self.workdir / f"server-{sid}.log", "ab")
-        self.procs[sid] = subprocess.Popen([sys.executable, "-m", "impls.ekko.process", json.dumps(spec)],
-                                           stdout=subprocess.DEVNULL, stderr=self.logs[sid])
+        self.started.add(sid)
+        self.hosts[sid].start({"config": asdict(self.config), "addresses": self.addresses, "epoch": self.epoch,
+                               "secret": self.secret.hex()})
 
     def kill(self, sid: int) -> int:
         self.down.add(sid)
-        self.procs[sid].kill()
-        return self.procs[sid].wait(5)
+        return self.hosts[sid].kill()
 
     def check_alive(self) -> None:
-        for sid, p in self.procs.items():
-            if sid in self.down:
-                continue
-            code = p.poll()
-            if code is not None:
-                text = (self.workdir / f"server-{sid}.log").read_text(errors="replace").strip()
-                reason = text.splitlines()[-1] if text else f"exit code {code}"
+        if time.monotonic() - self._checked_at < self.CHECK_EVERY_S:
+            return
+        self._checked_at = time.monotonic()
+        for sid in sorted(self.started - self.down):
+            reason = self.hosts[sid].exit_reason()
+            if reason is not None:
                 dc, idx = divmod(sid, self.config.servers_per_dc)
                 raise ServerDied(f"server {sid} (DC {dc}, index {idx}) died: {reason}")
 
+    async def connect(self, sid: int, timeout: float) -> _Conn:
+        return await _Conn.open(self.addresses[sid], self.secret, self.config.max_frame_bytes, timeout)
+
     async def request(self, sid: int, msg: dict[str, Any], timeout: float) -> dict[str, Any]:
         """One request on a fresh connection."""
-        conn = await _Conn.open(self.ports[sid], timeout)
+        conn = await self.connect(sid, timeout)
         try:
             return await conn.call(msg, timeout)
         finally:
@@ -335,36 +667,30 @@ class _Cluster:
             while True:
                 self.check_alive()
                 try:
-                    _, w = await asyncio.open_connection("127.0.0.1", self.ports[sid])
-                    w.close()
+                    (await self.connect(sid, 1.0)).close()
                     break
-                except OSError:
+                except (OSError, asyncio.TimeoutError):
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"server {sid} did not start listening in time") from None
                     await asyncio.sleep(0.05)
 
     def stop_all(self) -> None:
         async def bye() -> None:
-            for sid, p in self.procs.items():
-                if p.poll() is None:
-                    try:
-                        await self.request(sid, {"k": "stop"}, 2.0)
-                    except (OSError, asyncio.TimeoutError, ConnectionError):
-                        pass
+            for sid in sorted(self.started - self.down):
+                try:
+                    await self.request(sid, {"k": "stop"}, 2.0)
+                except (OSError, asyncio.TimeoutError):
+                    pass
         asyncio.run(bye())
-        for p in self.procs.values():
-            try:
-                p.wait(3)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(3)
-        for log in self.logs.values():
-            log.close()
+        for host in self.hosts:
+            host.stop()
 
 
 def run_cluster(stream: UpdateStream, config: ClusterConfig = ClusterConfig(), *, workdir: str | Path,
                 batch: int = 5000, kill: tuple[int, float] | None = None, down_s: float = 0.0,
-                timeout_s: float = 60.0, paced: bool = False) -> ClusterResult:
+                timeout_s: float = 60.0, paced: bool = False, placement: str = "local",
+                secret: bytes | None = None,
+                on_ready: Callable[[list[tuple[str, int]]], None] | None = None) -> ClusterResult:
     """Run the stream through real server processes until every replica agrees, or raise.
 
     `kill=(server, fraction)` kills that server (SIGKILL) once `fraction` of the
@@ -372,6 +698,10 @@ def run_cluster(stream: UpdateStream, config: ClusterConfig = ClusterConfig(), *
     `down_s` seconds later (at once by default: the outage is then the process
     start-up, which varies from machine to machine).  `paced` sends each batch no earlier than its first update's
     stream time (the offered load); otherwise as fast as the servers acknowledge.
+    `placement` "ray" starts the servers on the nodes of the Ray cluster the caller joined
+    (see the module's docstring); the local servers' logs and write-ahead logs are in `workdir`.
+    `secret` is the run's (random when None); `on_ready(addresses)` is called once every server
+    listens, before the first write (a caller can probe the servers there, as the tests do).
     Raises ServerDied if a server exits on its own and TimeoutError if the run passes
     `timeout_s`.  Process start-up is not counted in the elapsed time.
     """
@@ -381,11 +711,13 @@ def run_cluster(stream: UpdateStream, config: ClusterConfig = ClusterConfig(), *
         raise ValueError(f"kill must be (server in 0..{config.n_servers - 1}, fraction in [0, 1]), got {kill}")
     if not (math.isfinite(down_s) and 0.0 <= down_s <= timeout_s):
         raise ValueError(f"down_s must be in [0, timeout_s = {timeout_s}], got {down_s}")
+    if not config.max_frame_bytes:
+        config = replace(config, max_frame_bytes=frame_bound(len(stream), config))
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     for old in list(workdir.glob("wal-*.bin")) + list(workdir.glob("server-*.log")):
         old.unlink()
-    cluster = _Cluster(config, workdir)
+    cluster = _Cluster(config, workdir, placement, secret)
     m = config.servers_per_dc
     shards = stream.keys % config.n_shards
     owner = shards % m
@@ -393,6 +725,8 @@ def run_cluster(stream: UpdateStream, config: ClusterConfig = ClusterConfig(), *
 
     async def drive() -> ClusterResult:
         await cluster.wait_ready(list(range(config.n_servers)), deadline)
+        if on_ready is not None:
+            on_ready(list(cluster.addresses))
         start = time.monotonic()
         acked = 0
         in_flight = 0
@@ -416,10 +750,10 @@ def run_cluster(stream: UpdateStream, config: ClusterConfig = ClusterConfig(), *
                         raise TimeoutError(f"writes to server {sid} not acknowledged within {timeout_s} s")
                     in_flight += 1
                     try:
-                        conn = conn or await _Conn.open(cluster.ports[sid], 5.0)
+                        conn = conn or await cluster.connect(sid, 5.0)
                         reply = await conn.call(msg, 5.0)
                         break
-                    except (OSError, asyncio.TimeoutError, ConnectionError):
+                    except (OSError, asyncio.TimeoutError):
                         conn = None
                         await asyncio.sleep(0.05)
                     finally:
@@ -440,7 +774,7 @@ def run_cluster(stream: UpdateStream, config: ClusterConfig = ClusterConfig(), *
             try:
                 replies = [await cluster.request(sid, {"k": "digest"}, 5.0) for sid in range(config.n_servers)]
                 digests = [r["d"] for r in replies]
-            except (OSError, asyncio.TimeoutError, ConnectionError):
+            except (OSError, asyncio.TimeoutError):
                 digests = None
             if digests is not None and all(digests[sid] == digests[sid % m] for sid in range(config.n_servers)):
                 elapsed = time.monotonic() - start
@@ -449,7 +783,10 @@ def run_cluster(stream: UpdateStream, config: ClusterConfig = ClusterConfig(), *
                 lost = 0 if kill is None else sum(r["lost"].get(str(kill[0]), 0) for r in replies)
                 return ClusterResult(True, digests, elapsed, len(stream), len(stream) / elapsed, acked,
                                      int(len(np.unique(stream.keys))), killed.get("returncode"),
-                                     killed.get("in_flight", 0), silence, lost)
+                                     killed.get("in_flight", 0), silence, lost,
+                                     network="plain loopback (no netns/tc)" if placement == "local" else
+                                     "plain TCP between Ray nodes (no netns/tc)",
+                                     addresses=list(cluster.addresses), nodes=[h.node() for h in cluster.hosts])
             if time.monotonic() > deadline:
                 raise TimeoutError(f"replicas did not converge within {timeout_s} s")
             await asyncio.sleep(0.05)

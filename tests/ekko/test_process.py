@@ -1,13 +1,17 @@
-"""The same protocol core in real server processes over TCP on loopback."""
+"""The same protocol core in real server processes over TCP on loopback; strangers and bad frames refused."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import threading
 import time
 
+import msgpack
+import numpy as np
 import pytest
 
-from impls.ekko.process import ClusterConfig, ServerDied, _Cluster, run_cluster
+from impls.ekko.process import ClusterConfig, ServerDied, _Cluster, _connect, frame_bound, run_cluster
 from workloads.ekko_updates import generate_updates
 
 STREAM = generate_updates(6000, 20_000, 5.0, simulated_hours=3.0, seed=4)
@@ -51,7 +55,7 @@ def test_killed_and_restarted_server_converges_to_the_same_state(victim: int, cl
 def test_a_server_that_dies_is_named(tmp_path) -> None:
     cluster = _Cluster(CONFIG, tmp_path)
     blocker = socket.socket()
-    blocker.bind(("127.0.0.1", cluster.ports[1]))
+    blocker.bind(cluster.addresses[1])
     blocker.listen()
     try:
         cluster.start(1)
@@ -81,3 +85,90 @@ def test_processes_reach_the_state_the_simulation_reaches(clean_run) -> None:
     for sid, digests in enumerate(clean_run.digests):
         dc = sid // CONFIG.servers_per_dc
         assert {int(s): d for s, d in digests.items()} == {s: sim.digests[dc][s] for s in map(int, digests)}
+
+
+SECRET = bytes(range(32))
+# A write that would change shard 0's digest if any server applied it.
+FORGED_WRITE = {"k": "write", "batch": 10**9, "shard": [0], "key": [987_654_321], "stamp": [0.0],
+                "values": np.full(CONFIG.dim, 7.0, np.float32).tobytes()}
+
+
+def _probing(probe):
+    """An on_ready hook running the async `probe(addresses)` to its end in a thread (the driver's loop is busy)."""
+    failures: list[BaseException] = []
+
+    def hook(addresses) -> None:
+        def target() -> None:
+            try:
+                asyncio.run(probe(addresses))
+            except BaseException as exc:  # noqa: BLE001 - re-raised by the test after the run
+                failures.append(exc)
+        thread = threading.Thread(target=target)
+        thread.start()
+        thread.join(60)
+        assert not thread.is_alive(), "the probe did not finish"
+    return hook, failures
+
+
+async def _closed_by_server(reader: asyncio.StreamReader) -> bool:
+    """Whether the server closes this connection (within 10 s) rather than leaving it open."""
+    try:
+        while await asyncio.wait_for(reader.read(1 << 16), 10.0):
+            pass
+    except ConnectionError:
+        pass
+    return True
+
+
+def _log(tmp_path, sid: int) -> str:
+    return (tmp_path / f"server-{sid}.log").read_text()
+
+
+def test_a_stranger_is_refused_and_never_applies_an_update(clean_run, tmp_path) -> None:
+    async def stranger(addresses) -> None:
+        with pytest.raises(ConnectionError):  # a wrong secret: the server closes instead of welcoming it
+            await asyncio.wait_for(_connect(addresses[0], b"not this run's secret" + bytes(11), 1 << 20), 10.0)
+        reader, writer = await asyncio.open_connection(*addresses[0])  # no handshake: a write straight away
+        writer.write(msgpack.packb(FORGED_WRITE))
+        await writer.drain()
+        assert await _closed_by_server(reader)
+        writer.close()
+
+    hook, failures = _probing(stranger)
+    result = run_cluster(STREAM, CONFIG, workdir=tmp_path, secret=SECRET, on_ready=hook, timeout_s=60)
+    assert not failures, failures
+    assert result.converged and result.digests == clean_run.digests   # the forged write was never applied
+    refusals = [line for line in _log(tmp_path, 0).splitlines() if "refused a connection" in line]
+    assert len(refusals) == 2 and "wrong answer to the challenge" in refusals[0], refusals
+
+
+def test_garbage_and_oversized_frames_close_only_their_connection(clean_run, tmp_path) -> None:
+    bound = frame_bound(len(STREAM), CONFIG)
+    bad_frames = {
+        "garbage": b"\xc1" * 64,                                           # no msgpack type starts with 0xc1
+        "not a map": msgpack.packb([1, 2, 3]),
+        "unknown kind": msgpack.packb({"k": "shout"}),
+        "short values": msgpack.packb({**FORGED_WRITE, "values": b"short"}),
+        # A bin32 header of 4 GiB, then a little over a bound's worth of it: the server must not wait for the rest.
+        "announced huge": b"\xc6" + (2**32 - 1).to_bytes(4, "big") + bytes(bound + 64),
+        "oversized": msgpack.packb({**FORGED_WRITE, "values": bytes(bound + 1)}),
+    }
+
+    async def peer(addresses) -> None:
+        for name, frame in bad_frames.items():
+            reader, writer, _ = await _connect(addresses[0], SECRET, bound)   # a peer that knows the secret
+            try:
+                writer.write(frame)
+                await writer.drain()
+            except ConnectionError:
+                pass   # the server may close while a large frame is still being written
+            assert await _closed_by_server(reader), name
+            writer.close()
+
+    hook, failures = _probing(peer)
+    result = run_cluster(STREAM, CONFIG, workdir=tmp_path, secret=SECRET, on_ready=hook, timeout_s=60)
+    assert not failures, failures
+    assert result.converged and result.digests == clean_run.digests
+    closed = [line for line in _log(tmp_path, 0).splitlines() if "closed the connection" in line]
+    assert len(closed) == len(bad_frames), closed
+    assert sum("size bound" in line for line in closed) == 2, closed
