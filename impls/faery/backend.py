@@ -26,8 +26,8 @@ Optional, for a backend whose scan checks every score it computes:
                                 (scores, ids, the largest row norm it saw).  One-call
                                 `search()` uses it to skip a separate pass over the corpus.
 
-Adding a backend: a module with its `Searcher` (`RowStore` keeps its rows, `topk` has the
-k-best heap and merge), and one line in `_SEARCHER_MODULES` below; `register_backend`
+Adding a backend: a module with its `Searcher` (`StoredRows` and its `RowStore` keep the rows,
+`topk` has the k-best heap and merge), and one line in `_SEARCHER_MODULES` below; `register_backend`
 does the same at run time, for a `Searcher` defined elsewhere.
 
 Callers (`Index`, `Cluster`, `search`) validate inputs once; backends trust them.
@@ -169,6 +169,23 @@ class RowStore:
             fresh = self._allocate(capacity)
         fresh[:self._n] = self._buffer[:self._n]
         self._buffer, self._owned = fresh, True
+
+
+class StoredRows:
+    """The row-keeping half of a `Searcher`, from the `RowStore` in `self._store`: `n_rows`,
+    `set_rows` and `append`.  A backend subclasses it and sets `self._store`."""
+
+    _store: RowStore
+
+    @property
+    def n_rows(self) -> int:
+        return self._store.n_rows
+
+    def set_rows(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        self._store.set_rows(ids, vectors)
+
+    def append(self, vectors: np.ndarray) -> None:
+        self._store.append(vectors)
 
 
 def merge_topk(parts: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -44,8 +44,8 @@ import numba
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from impls.faery.backend import NonFiniteScore, RowStore
-from impls.faery.scoring import FASTMATH, dot, score_rows, widen_half
+from impls.faery.backend import NonFiniteScore, RowStore, StoredRows
+from impls.faery.scoring import FASTMATH, dot, float32_rows, score_rows, split_by_dtype
 from topk import heap_replace_root, sort_topk
 
 ROW_BLOCK = 64          # rows scored at once: 64 x 128 fp32 = 32 KB, an L1/L2-sized block
@@ -99,11 +99,7 @@ def _scan_chunk(corpus32, corpus16, is_half, queries, live, use_live, lo, hi, hs
     for r0 in range(lo, hi, ROW_BLOCK):
         r1 = min(hi, r0 + ROW_BLOCK)
         rows = r1 - r0
-        if is_half:
-            widen_half(corpus16, r0, r1, widened)
-            block = widened[:rows]
-        else:
-            block = corpus32[r0:r1]
+        block = float32_rows(corpus32, corpus16, is_half, r0, r1, widened)
         if peak[0] >= 0:
             peak[0] = _peak_norm2(block, peak[0])
         for q0 in range(0, b, QUERY_TILE):
@@ -158,7 +154,7 @@ def _worker_count() -> int:
 _POOL = ThreadPoolExecutor(max_workers=max(1, _worker_count() - 1), thread_name_prefix="faery-cpu")
 
 
-class Searcher:
+class Searcher(StoredRows):
     """The CPU backend (see impls.faery.backend for the contract)."""
 
     k_limit: int | None = None
@@ -167,16 +163,6 @@ class Searcher:
         self._store = RowStore(corpus)
         self.last_pass_rate = float("nan")  # filter survivors / scores, of the last search
         self.last_path = ""  # "fused" or "gemm": the scoring path of the last search
-
-    @property
-    def n_rows(self) -> int:
-        return self._store.n_rows
-
-    def set_rows(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        self._store.set_rows(ids, vectors)
-
-    def append(self, vectors: np.ndarray) -> None:
-        self._store.append(vectors)
 
     def search(self, queries: np.ndarray, k: int, live: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         scores, ids, _ = self._search(queries, k, live, track_norms=False)
@@ -242,10 +228,7 @@ def _search_fused(corpus, queries, k, live, use_live, bad, peak):
     n_chunks = -(-n // chunk_rows)
     workers = min(workers, n_chunks)
     heap_scores, heap_ids, bad_rows, peaks = _worker_buffers(workers, b, k, peak)
-    is_half = corpus.dtype == np.float16
-    args = (np.empty((0, d), dtype=np.float32) if is_half else corpus,
-            corpus.view(np.uint16) if is_half else np.empty((0, d), dtype=np.uint16), is_half,
-            queries, live, use_live)
+    args = (*split_by_dtype(corpus), queries, live, use_live)
     next_chunk = itertools.count()  # shared: each worker takes the next unscanned chunk
 
     def work(w: int) -> int:
@@ -277,22 +260,17 @@ def _search_gemm(corpus, queries, k, live, use_live, bad, peak):
     n_chunks = -(-n // chunk_rows)
     workers = min(workers, n_chunks)
     heap_scores, heap_ids, bad_rows, peaks = _worker_buffers(workers, b, k, peak)
-    is_half = corpus.dtype == np.float16
-    bits = corpus.view(np.uint16) if is_half else None
+    corpus32, corpus16, is_half = split_by_dtype(corpus)
     next_chunk = itertools.count()
 
     def work(w: int) -> int:
         tile_scores = np.empty(b * tile_rows, dtype=np.float32)
-        widened = np.empty((tile_rows, d), dtype=np.float32) if is_half else None
+        widened = np.empty((tile_rows if is_half else 0, d), dtype=np.float32)
         passed = 0
         while (bad_rows < 0).all() and (c := next(next_chunk)) < n_chunks:
             for r0 in range(c * chunk_rows, min(n, (c + 1) * chunk_rows), tile_rows):
                 r1 = min(n, r0 + tile_rows)
-                if is_half:
-                    widen_half(bits, r0, r1, widened)
-                    block = widened[:r1 - r0]
-                else:
-                    block = corpus[r0:r1]
+                block = float32_rows(corpus32, corpus16, is_half, r0, r1, widened)
                 if peaks[w, 0] >= 0:
                     peaks[w, 0] = _peak_norm2(block, peaks[w, 0])
                 scores = tile_scores[:b * (r1 - r0)].reshape(b, r1 - r0)  # contiguous, also for the last tile

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from devices.cuda import device_empty, require_cupy
-from impls.faery.backend import RowStore
+from impls.faery.backend import RowStore, StoredRows
 from topk import cuda_source
 
 K_LIMIT = 4096
@@ -110,7 +110,7 @@ def _launch(name: str, grid: tuple[int, int], smem: int, args: tuple) -> None:
 
 # --------------------------------------------------------------------------- the backend
 
-class Searcher:
+class Searcher(StoredRows):
     """Corpus on the device (a `RowStore` in device memory); exact top-k per query."""
 
     k_limit: int | None = K_LIMIT
@@ -126,10 +126,6 @@ class Searcher:
         self._smem_limit = min(SMEM_LIMIT, optin)
         self._no_live = cp.zeros(1, dtype=cp.uint8)
         self.last_pass_rate = float("nan")  # the kernel does not count the filter's survivors
-
-    @property
-    def n_rows(self) -> int:
-        return self._store.n_rows
 
     def search(self, queries: np.ndarray, k: int, live: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         parts = [self._search(queries[q0:q0 + MAX_GRID_Y], k, live) for q0 in range(0, queries.shape[0], MAX_GRID_Y)]
@@ -159,9 +155,6 @@ class Searcher:
                     (lists_s, lists_i, np.int32(lists), np.int32(k), np.int32(p.merge_cap), out_s, out_i))
             lists_s, lists_i, lists = out_s, out_i, groups
         return lists_s.reshape(b, k).get(), lists_i.reshape(b, k).get().astype(np.int64)
-
-    def set_rows(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        self._store.set_rows(ids, vectors)
 
     def append(self, vectors: np.ndarray) -> None:
         _check_rows(self._store.n_rows + vectors.shape[0])

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from devices import opencl as opencl_device
-from impls.faery.backend import RowStore
+from impls.faery.backend import RowStore, StoredRows
 from topk import sort_topk
 
 KERNEL_SOURCE = Path(__file__).with_name("faery_topk.cl")
@@ -32,7 +32,7 @@ def _program(half: bool):
     return cl.Program(context, KERNEL_SOURCE.read_text()).build(options=options)
 
 
-class Searcher:
+class Searcher(StoredRows):
     """The OpenCL backend (see impls.faery.backend for the contract)."""
 
     k_limit: int | None = None
@@ -48,16 +48,6 @@ class Searcher:
         # One kernel object per searcher: argument setting is not thread-safe across a Cluster's threads.
         self._kernel = cl.Kernel(_program(corpus.dtype == np.float16), "faery_topk")
         self.last_pass_rate = float("nan")
-
-    @property
-    def n_rows(self) -> int:
-        return self._store.n_rows
-
-    def set_rows(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        self._store.set_rows(ids, vectors)
-
-    def append(self, vectors: np.ndarray) -> None:
-        self._store.append(vectors)
 
     def search(self, queries: np.ndarray, k: int, live: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         cl = self._cl

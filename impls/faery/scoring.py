@@ -6,6 +6,7 @@
   float16 on the CPU) widened to fp32 exactly, subnormals, Inf and NaN included: with F16C's
   vcvtph2ps where the CPU has it (an LLVM `fpext half` that the loop vectoriser turns into
   the vector instruction), else with a bit-level conversion;
+- `float32_rows(...)`: a block of rows as float32, widened or as they are;
 - `score_matrix(corpus, queries)`: every score, (B, N) float32, in parallel, for the FPGA
   model, which needs the whole score stream of a query before its cycle loop.
 
@@ -124,29 +125,38 @@ def widen_half_bits(src_bits, r0, r1, out):
 widen_half = widen_half_f16c if HAS_F16C else widen_half_bits
 
 
+@numba.njit(cache=True, nogil=True)
+def float32_rows(corpus32, corpus16, is_half, r0, r1, widened):
+    """Rows r0..r1 of the corpus as float32: a view of corpus32, or (is_half) the uint16 bits of
+    corpus16's rows widened into `widened`, which holds at least r1 - r0 rows."""
+    if is_half:
+        widen_half(corpus16, r0, r1, widened)
+        return widened[:r1 - r0]
+    return corpus32[r0:r1]
+
+
+def split_by_dtype(corpus: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(corpus32, corpus16, is_half) for `float32_rows`: the corpus on its side, an empty array on the other."""
+    empty = np.empty((0, corpus.shape[1]), dtype=np.float32 if corpus.dtype == np.float16 else np.uint16)
+    if corpus.dtype == np.float16:
+        return empty, corpus.view(np.uint16), True
+    return corpus, empty, False
+
+
 @numba.njit(cache=True, parallel=True)
 def _score_matrix(corpus32, corpus16, is_half, queries, out):
-    """out[q, i] = corpus[i] . queries[q]; fp16 rows come as uint16 bits in corpus16 (corpus32 empty)."""
+    """out[q, i] = corpus[i] . queries[q] (the corpus as `float32_rows` takes it)."""
     n = corpus16.shape[0] if is_half else corpus32.shape[0]
     b, d = queries.shape
     for task in numba.prange((n + MATRIX_BLOCK - 1) // MATRIX_BLOCK):
         widened = np.empty((WIDEN_BLOCK, d), dtype=np.float32)
         for r0 in range(task * MATRIX_BLOCK, min(n, (task + 1) * MATRIX_BLOCK), WIDEN_BLOCK):
             r1 = min(n, r0 + WIDEN_BLOCK)
-            if is_half:
-                widen_half(corpus16, r0, r1, widened)
-                block = widened[:r1 - r0]
-            else:
-                block = corpus32[r0:r1]
-            score_rows(block, queries, 0, b, out[:, r0:r1])
+            score_rows(float32_rows(corpus32, corpus16, is_half, r0, r1, widened), queries, 0, b, out[:, r0:r1])
 
 
 def score_matrix(corpus: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """Every score of float32 `queries` (B, d) against a float32 or float16 corpus (N, d): (B, N) float32."""
     out = np.empty((queries.shape[0], corpus.shape[0]), dtype=np.float32)
-    d = corpus.shape[1]
-    if corpus.dtype == np.float16:
-        _score_matrix(np.empty((0, d), dtype=np.float32), corpus.view(np.uint16), True, queries, out)
-    else:
-        _score_matrix(corpus, np.empty((0, d), dtype=np.uint16), False, queries, out)
+    _score_matrix(*split_by_dtype(corpus), queries, out)
     return out

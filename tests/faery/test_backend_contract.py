@@ -12,12 +12,12 @@ import pytest
 import impls.faery as faery_lib
 from harness.systems import faery as faery_system
 from impls.faery import backend
-from impls.faery.backend import RowStore
+from impls.faery.backend import RowStore, StoredRows
 from topk import sort_topk
 from workloads.embeddings import check_topk, gaussian, reference_topk
 
 
-class NumpySearcher:
+class NumpySearcher(StoredRows):
     """Every score by one numpy product, then the best k: no filter, so every score passes."""
 
     k_limit: int | None = None
@@ -26,10 +26,6 @@ class NumpySearcher:
         self._store = RowStore(corpus)
         self.last_pass_rate = float("nan")
 
-    @property
-    def n_rows(self) -> int:
-        return self._store.n_rows
-
     def search(self, queries: np.ndarray, k: int, live: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         scores = queries @ self._store.rows.astype(np.float32).T
         if live is not None:
@@ -37,12 +33,6 @@ class NumpySearcher:
         ids = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
         self.last_pass_rate = 1.0
         return sort_topk(scores, ids, k)
-
-    def set_rows(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        self._store.set_rows(ids, vectors)
-
-    def append(self, vectors: np.ndarray) -> None:
-        self._store.append(vectors)
 
 
 @pytest.fixture

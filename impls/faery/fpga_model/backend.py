@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from impls.faery.backend import RowStore
+from impls.faery.backend import RowStore, StoredRows
 from impls.faery.fpga_model.config import FpgaConfig
 from impls.faery.fpga_model.cycles import ScanStats
 from impls.faery.fpga_model.queries import model_queries
 
 
-class Searcher:
+class Searcher(StoredRows):
     """The fpga-model backend: exact results, and the modelled figures of the last search.
 
     `last_stats` holds one `ScanStats` per query of the last `search`; `last_pass_rate` is the
@@ -20,21 +20,11 @@ class Searcher:
     def __init__(self, corpus: np.ndarray, config: FpgaConfig = FpgaConfig()) -> None:
         self.config = config
         self.k_limit: int | None = config.k_max
-        self._rows = RowStore(corpus)
+        self._store = RowStore(corpus)
         self.last_stats: list[ScanStats] = []
         self.last_pass_rate = float("nan")
 
-    @property
-    def n_rows(self) -> int:
-        return self._rows.n_rows
-
     def search(self, queries: np.ndarray, k: int, live: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        scores, ids, self.last_stats = model_queries(self._rows.rows, queries, k, self.config, live)
+        scores, ids, self.last_stats = model_queries(self._store.rows, queries, k, self.config, live)
         self.last_pass_rate = sum(s.passed for s in self.last_stats) / sum(s.items for s in self.last_stats)
         return scores, ids
-
-    def set_rows(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        self._rows.set_rows(ids, vectors)
-
-    def append(self, vectors: np.ndarray) -> None:
-        self._rows.append(vectors)
