@@ -176,6 +176,9 @@ class _Dispatcher:
         # Resume: a row stored by any of the cluster's machines counts (one machine's nodes share its id).
         self.machine_ids = {session.machine_id} | self._node_machine_ids
         self.in_flight: dict[Any, _Dispatch] = {}
+        # Every claim this run holds, by experiment id: whatever stops the run gives each one back,
+        # wherever it is (dispatched, being settled, or waiting to be retried).
+        self.claimed: dict[str, Experiment] = {}
 
     # -------------------------------------------------------------- census
     def _take_census(self) -> list[Node]:
@@ -237,14 +240,12 @@ class _Dispatcher:
                         waiting.appendleft(retry)
                     else:
                         bar.update(1)
-        finally:  # on Ctrl-C or any error: stop what is running, give back its claims; stored rows stay
-            for ref, d in self.in_flight.items():
+        finally:  # on Ctrl-C or any error: stop what is running, give back every claim; stored rows stay
+            for ref in self.in_flight:
                 self.ray.cancel(ref, force=True)
-                self.session.release(d.exp)
             self.in_flight.clear()
-            for exp, lost_on in waiting:
-                if lost_on:  # a retry waiting for a node still holds its claim
-                    self.session.release(exp)
+            for exp in list(self.claimed.values()):
+                self._release(exp)
             bar.close()
         return self.summary
 
@@ -281,9 +282,11 @@ class _Dispatcher:
 
     def _claim(self, exp: Experiment) -> str | None:
         busy = self.session.claim(exp, self.force)
+        if busy is None:
+            self.claimed[exp.id] = exp
         if busy is None and not self.force and any(
                 self.session.store.done(exp.id, self.session.commit, m) for m in self.machine_ids):
-            self.session.release(exp)
+            self._release(exp)
             busy = ALREADY_STORED
         if busy == ALREADY_STORED:
             self.summary.resumed.append(exp.id)
@@ -346,7 +349,7 @@ class _Dispatcher:
                 if outcome.stats.get("unstable"):
                     self.summary.unstable.append(d.exp.id)
         finally:
-            self.session.release(d.exp)
+            self._release(d.exp)
         return None
 
     def _fail(self, exp: Experiment, lost_on: list[str], why: str, node: dict | None = None) -> None:
@@ -357,6 +360,10 @@ class _Dispatcher:
             self.session.record(exp, error=why, node=node)
             self.summary.failed[exp.id] = why
         finally:
+            self._release(exp)
+
+    def _release(self, exp: Experiment) -> None:
+        if self.claimed.pop(exp.id, None) is not None:
             self.session.release(exp)
 
     def _still_alive(self, node: Node) -> bool:

@@ -137,19 +137,21 @@ def test_a_node_lost_mid_run_loses_nothing_stored(ray_cluster, tmp_path):
         victim.all_processes["raylet"][0].process.kill()
 
     killer = threading.Thread(target=kill_after_first_row, daemon=True)
-    with Store(path) as store:
-        session = Session(store, "lost", "quick")
-        killer.start()
-        summary = ray_dispatch.run_all_on_ray("auto", session, exps, QUICK, progress=False)
-        killer.join(timeout=5)
-        rows = _rows(path)
-    assert seen and rows[:len(seen)] == seen  # nothing stored before the loss is lost
-    assert summary.lost, "the victim node was measuring nothing when it was killed"
-    assert set(summary.lost.values()) == {f"{os.uname().nodename} (node {victim_id[:8]})"}
-    for exp_id in summary.lost:  # each affected experiment was retried elsewhere, or failed naming the node
-        assert exp_id in summary.measured or victim_id[:8] in summary.failed[exp_id]
-    assert len(summary.measured) + len(summary.failed) == len(exps)
-    cluster.remove_node(victim, allow_graceful=False)
+    try:
+        with Store(path) as store:
+            session = Session(store, "lost", "quick")
+            killer.start()
+            summary = ray_dispatch.run_all_on_ray("auto", session, exps, QUICK, progress=False)
+            killer.join(timeout=5)
+            rows = _rows(path)
+        assert seen and rows[:len(seen)] == seen  # nothing stored before the loss is lost
+        assert summary.lost, "the victim node was measuring nothing when it was killed"
+        assert set(summary.lost.values()) == {f"{os.uname().nodename} (node {victim_id[:8]})"}
+        for exp_id in summary.lost:  # each affected experiment was retried elsewhere, or failed naming the node
+            assert exp_id in summary.measured or victim_id[:8] in summary.failed[exp_id]
+        assert len(summary.measured) + len(summary.failed) == len(exps)
+    finally:  # the other tests see the three nodes they started with
+        cluster.remove_node(victim, allow_graceful=False)
 
 
 def _free_cpus(node_id: str) -> float:
