@@ -22,9 +22,9 @@ step() {  # run one step, keep its log, remember a failure but go on to the next
 step nvidia-smi nvidia-smi
 step env "$py" -m harness.cli env
 step pytest-gpu "$py" -m pytest -q -m gpu tests/faery tests/g2miner tests/benchmarks
-step faery-bench-gpu "$py" -m impls.faery.bench_gpu --n 10000000 --d 128 --k 100 --batches 1 256 --json "$out/faery-bench-gpu.json"
-step g2miner-kron21 "$py" -m impls.g2miner.bench --backend gpu --scale 21 --repeat 3 triangle 4-clique diamond
-step g2miner-kron21-long "$py" -m impls.g2miner.bench --backend gpu --scale 21 --repeat 1 5-clique 4-cycle
+step faery-bench-gpu "$py" -m harness.cli faery bench --backend gpu --workload gaussian-10m-d128-fp32 --workload gaussian-10m-d128-fp16 -k 100 --batches 1,256 --repeats 20 --json "$out/faery-bench-gpu.json"
+step g2miner-kron21 "$py" -m harness.cli g2miner bench --backend gpu --workload kron21 --repeat 3 triangle 4-clique diamond
+step g2miner-kron21-long "$py" -m harness.cli g2miner bench --backend gpu --workload kron21 --repeat 1 5-clique 4-cycle
 step reproduce "$py" -m harness.cli reproduce --quick --store "$out/gpu.sqlite" --out "$out/report"
 step claims "$py" -m harness.cli claims --store "$out/gpu.sqlite"
 exit $status
