@@ -337,6 +337,9 @@ def experiments() -> list[Experiment]:
                     {"scenario": "floor"} | ({} if threads is None else {"threads": threads}),
                     description="the read floor: one numba pass over every byte of the corpus, "
                                 + ("every core" if threads is None else "one thread"))
+            if workload.endswith("-fp32"):
+                add("score-scan", "cpu", workload, build_score_scan, tier, {"scenario": "plain"},
+                    description="a plain numba scan scoring every row against one query, without selection")
         for threads in (None, 1):
             add("gemm-ceiling", "cpu", scenario_workload, build_gemm_ceiling, tier,
                 {"scenario": "ceiling", "size": GEMM_CEILING_SIZE} | ({} if threads is None else {"threads": threads}),
@@ -354,6 +357,20 @@ def build_read_floor(data: EmbeddingSet, p: dict[str, Any]) -> Trial:
     words = corpus_words(data.corpus)
     return Trial(run=lambda: read_floor(words),
                  metrics=lambda _: {"bytes": float(words.nbytes)})
+
+
+def build_score_scan(data: EmbeddingSet, p: dict[str, Any]) -> Trial:
+    """Exact top-K's arithmetic in the simplest numba loop: the gate divides FAERY-CPU by it,
+    a ratio that moves less with the CPU than one over the read floor."""
+    from harness.floors import plain_score_scan
+
+    corpus, query = np.ascontiguousarray(data.corpus), np.ascontiguousarray(data.queries[0])
+
+    def check(best: float) -> None:
+        exact = float((corpus.astype(np.float64) @ query.astype(np.float64)).max())
+        assert abs(best - exact) <= 1e-4 * max(1.0, abs(exact)), f"best score {best}, exact {exact}"
+
+    return Trial(run=lambda: plain_score_scan(corpus, query), check=check)
 
 
 def build_gemm_ceiling(data: EmbeddingSet, p: dict[str, Any]) -> Trial:
