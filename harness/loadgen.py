@@ -18,7 +18,7 @@ cyclically; this module is the load generator.  It knows nothing of FAERY.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -161,14 +161,6 @@ class ServerResult:
     p99_at_bound_s: float
     steps: tuple[ServerStep, ...]
     unloaded_p99_s: float        # single-stream p99 before the run: the floor of any rate's p99
-
-    def figures(self) -> dict[str, float]:
-        return {"qps_at_p99_bound": self.qps_at_bound, "p99_at_bound_s": self.p99_at_bound_s,
-                "latency_bound_s": self.latency_bound_s, "server_steps": float(len(self.steps)),
-                "unloaded_p99_s": self.unloaded_p99_s}
-
-    def table(self) -> list[dict[str, Any]]:
-        return [{**asdict(s), **{f"latency_{k}": v for k, v in asdict(s.latency).items()}} for s in self.steps]
 
 
 def server(search: Search, queries: np.ndarray, latency_bound_s: float = 0.010, max_batch: int = 1,
