@@ -52,7 +52,9 @@ WEAK_BASELINE_FACTOR = 2.0
 
 
 @dataclass(frozen=True)
-class Measurement:
+class MeasurementSpec:
+    """One way a claim is measured here: which stored figures, the tolerance, the claim's side."""
+
     label: str
     measure: dict[str, Any]
     tolerance: dict[str, Any]
@@ -70,7 +72,7 @@ class Claim:
     source: str
     compares: str
     paper_value: str
-    measurements: tuple[Measurement, ...]
+    measurements: tuple[MeasurementSpec, ...]
     unit: str = ""          # the unit of the paper's value
 
 
@@ -86,7 +88,7 @@ class Member:
 @dataclass(frozen=True)
 class Verdict:
     claim: Claim
-    measurement: Measurement
+    measurement: MeasurementSpec
     verdict: str
     value: str              # the value measured here, in the claim's unit ("" when none)
     kind: str               # measured / modelled / simulated / "" when none
@@ -98,7 +100,7 @@ class Verdict:
     notes: tuple[str, ...] = ()   # weak-baseline flags, pairs left out
 
 
-def unit_of(claim: Claim, m: Measurement) -> str:
+def unit_of(claim: Claim, m: MeasurementSpec) -> str:
     return m.unit or ("×" if m.measure.get("kind") == "ratio" else claim.unit)
 
 
@@ -117,7 +119,7 @@ def load(path: Path = CLAIMS_FILE) -> list[Claim]:
         ms = []
         for j, m in enumerate(raw["measurements"]):
             _check_measurement(m, f"{where}, measurement #{j}")
-            ms.append(Measurement(label=m["label"], measure=m["measure"], tolerance=m["tolerance"],
+            ms.append(MeasurementSpec(label=m["label"], measure=m["measure"], tolerance=m["tolerance"],
                                   direction=m.get("direction", {"op": ">", "value": 1.0}),
                                   requires=m.get("requires", {}), not_measurable=m.get("not_measurable", ""),
                                   hardware_note=m.get("hardware_note", ""), unit=m.get("unit", "")))
@@ -168,7 +170,7 @@ def evaluate(claims: Iterable[Claim], rows: list[Row], failures: Iterable[Row] =
     return [judge(c, m, rows, failures, weak) for c in claims for m in c.measurements]
 
 
-def judge(claim: Claim, m: Measurement, rows: list[Row], failures: Iterable[Row] = (),
+def judge(claim: Claim, m: MeasurementSpec, rows: list[Row], failures: Iterable[Row] = (),
           weak: dict[int, str] | None = None) -> Verdict:
     unit = unit_of(claim, m)
     tolerance = tolerance_text(m, unit)
@@ -415,7 +417,7 @@ def _direction(value: float, direction: dict[str, Any]) -> bool:
 
 # ---------------------------------------------------------------------------- wording, in the claim's unit
 
-def tolerance_text(m: Measurement, unit: str) -> str:
+def tolerance_text(m: MeasurementSpec, unit: str) -> str:
     """The tolerance rule in the claim's unit, e.g. "reproduced when every value lies within 1.21×–12.27×"."""
     tol = m.tolerance
     if tol["rule"] == "hardware_bound":

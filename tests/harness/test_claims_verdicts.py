@@ -27,7 +27,7 @@ def store(tmp_path):
 
 
 def claim(measure, tolerance, unit="×", paper_value="1.21×–12.27×", **kw):
-    m = claims.Measurement(label="l", measure=measure, tolerance=tolerance, **kw)
+    m = claims.MeasurementSpec(label="l", measure=measure, tolerance=tolerance, **kw)
     return claims.Claim("c", "p", "s", "cmp", paper_value, (m,), unit), m
 
 

@@ -81,7 +81,7 @@ def test_bad_claims_file_names_the_claim(tmp_path):
 
 
 def claim(measure, tolerance, **kw):
-    m = claims.Measurement(label="l", measure=measure, tolerance=tolerance, **kw)
+    m = claims.MeasurementSpec(label="l", measure=measure, tolerance=tolerance, **kw)
     return claims.Claim("c", "p", "s", "cmp", "v", (m,)), m
 
 
