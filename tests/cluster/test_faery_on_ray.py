@@ -21,16 +21,19 @@ def test_faery_on_ray_equals_a_single_instance(ray_cluster, fresh_rng, mode, ins
         if mode == "sharded":  # the shards were dealt to different nodes
             nodes = {_node_of(m.actor) for m in cluster.members}
             assert len(nodes) == instances
+        live = np.arange(corpus.shape[0])
         for _ in range(2):
             got, want = cluster.search(queries, 30), single.search(queries, 30)
             np.testing.assert_array_equal(got[1], want[1])
             np.testing.assert_array_equal(got[0], want[0])
             new = fresh_rng.integers(-3, 4, size=(50, 8)).astype(np.float32)
-            np.testing.assert_array_equal(cluster.insert(new), single.insert(new))
-            victims = fresh_rng.choice(single.n_live, 20, replace=False)
+            new_ids = single.insert(new)
+            np.testing.assert_array_equal(cluster.insert(new), new_ids)
+            victims = fresh_rng.choice(np.concatenate([live, new_ids]), 20, replace=False)  # live ids only
             cluster.delete(victims)
             single.delete(victims)
-            target = int(np.setdiff1d(np.arange(single.n_rows), victims)[0])
+            live = np.setdiff1d(np.concatenate([live, new_ids]), victims)
+            target = int(live[0])
             cluster.update([target], np.full((1, 8), 3.0))
             single.update([target], np.full((1, 8), 3.0))
         assert cluster.n_live == single.n_live
