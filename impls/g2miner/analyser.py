@@ -29,10 +29,13 @@ shortcut on the plan that every emitter honours and the plan printer shows:
    last level counts the prefix of the level before it (`count(cand_j[:i_j])`)
    and nothing filters level j's loop, that loop sums 0 + 1 + ... + (n - 1) over
    the n candidates of level j: the kernel counts level j's set and adds C(n, 2).
-7. **Local graph** (`LocalGraph`, cliques of 5 or more vertices): level 2's set
+7. **Edge triangles** (`EdgeTriangles`, optional): when that C(n, 2) is taken
+   over each edge's common neighbours, n is the edge's triangle count, which an
+   oriented triangle listing gives for all edges at once.
+8. **Local graph** (`LocalGraph`, cliques of 5 or more vertices): level 2's set
    S becomes bitset rows (row a = the elements of S that S[a] points to), so the
    deeper levels are ANDs of rows and the last one a popcount.
-8. **Twin aggregation** (`TwinAggregate`, optional): when the last level and an
+9. **Twin aggregation** (`TwinAggregate`, optional): when the last level and an
    earlier level bind *twins* (same pattern neighbours, not adjacent, the same
    symmetry bounds against every other level, one below the other), the count
    for fixed values of the remaining levels is C(|S|, 2), where S is the twins'
@@ -148,6 +151,23 @@ class CountPairs:
 
 
 @dataclass(frozen=True)
+class EdgeTriangles:
+    """A count-only shortcut for a `CountPairs` over each edge's common neighbours.
+
+    When the count is Σ over edges (v0, v1), each once, of C(t, 2) with t = |N(v0) ∩ N(v1)|,
+    t is the edge's number of triangles.  A backend lists each triangle once on the
+    degree orientation (on a graph labelled by ascending degree, the part of each sorted
+    neighbour list below the vertex), adds one to each of its three edges, and sums
+    C(t, 2): one oriented merge per edge instead of one merge of whole lists.  It
+    needs the whole edge list (every triangle of an edge), as the twin aggregation does.
+    """
+
+    def __str__(self) -> str:
+        return ("edge triangles: the count is Σ over edges of C(t, 2), t = |N(v0) ∩ N(v1)| the edge's triangles; "
+                "list each triangle once on the degree orientation, add one to its three edges, sum C(t, 2)")
+
+
+@dataclass(frozen=True)
 class LocalGraph:
     """Cliques below level `level` on a per-edge local graph of bitsets.
 
@@ -189,6 +209,7 @@ class SearchPlan:
     count_pairs: CountPairs | None = None
     twin_aggregate: TwinAggregate | None = None
     local_graph: LocalGraph | None = None
+    edge_triangles: EdgeTriangles | None = None
 
     @property
     def depth(self) -> int:
@@ -229,8 +250,8 @@ class SearchPlan:
             for step in lv.steps:
                 lines.append(f"    {step}")
         lines.append(f"buffers per worker: {self.num_slots} × max degree")
-        lines += [str(rewrite) for rewrite in (self.count_pairs, self.twin_aggregate, self.local_graph)
-                  if rewrite is not None]
+        lines += [str(rewrite) for rewrite in (self.count_pairs, self.edge_triangles, self.twin_aggregate,
+                                               self.local_graph) if rewrite is not None]
         return "\n".join(lines)
 
 
@@ -420,8 +441,26 @@ def local_graph_pass(search_plan: SearchPlan) -> SearchPlan:
     return dataclasses.replace(search_plan, local_graph=LocalGraph(2))
 
 
+def edge_triangles_pass(search_plan: SearchPlan) -> SearchPlan:
+    """Record `EdgeTriangles` when the plan sums C(|N(v0) ∩ N(v1)|, 2) over every edge once.
+
+    That is: `CountPairs` at level 2 of four levels, the edge list halved (each edge
+    once), and level 2's set exactly N(v0) ∩ N(v1): no bound, no difference.
+    """
+    pairs = search_plan.count_pairs
+    if pairs is None or pairs.level != 2 or search_plan.depth != 4 or search_plan.edge_list != "halved":
+        return search_plan
+    level = search_plan.levels[2]
+    if level.connected != (0, 1) or level.disconnected or level.bounds or len(level.steps) != 1:
+        return search_plan
+    step = level.steps[0]
+    if (step.kind, step.left, step.right, step.bounded) != (INTERSECT, ("N", 0), 1, False):
+        return search_plan
+    return dataclasses.replace(search_plan, edge_triangles=EdgeTriangles())
+
+
 # The rewrite passes `plan` applies to the lowering, in order.
-REWRITES = (count_pairs_pass, twin_aggregate_pass, local_graph_pass)
+REWRITES = (count_pairs_pass, edge_triangles_pass, twin_aggregate_pass, local_graph_pass)
 
 
 def _twin_aggregate(order: tuple[int, ...], adj: tuple[frozenset[int], ...], below: set[tuple[int, int]],

@@ -2,7 +2,8 @@
 
 Input-aware choices at run time: edge lists shorter than `SERIAL_BELOW` run
 the serial copy of the kernel (no thread start-up); plans with a twin
-aggregation run `twin_kernel` (wedge counting per v0) on whole edge lists
+aggregation run `twin_kernel` (wedge counting per v0) on whole edge lists,
+and plans with the edge-triangles rewrite `setops.edge_triangle_pairs`
 (`launch.uses_twin_kernel`, the same choice as the GPU launchers; the same
 overflow check, `launch.checked_total`).  The graph
 stays in host memory: there is nothing to upload.
@@ -25,7 +26,8 @@ import numba
 
 from impls.g2miner.analyser import SearchPlan
 from impls.g2miner.emit_numba import numba_source
-from impls.g2miner.launch import checked_total, uses_twin_kernel
+from impls.g2miner.launch import checked_total, uses_edge_triangles, uses_twin_kernel
+from impls.g2miner.setops import edge_triangle_pairs, edge_triangle_pairs_serial
 from impls.g2miner.prepare import PreparedGraph
 
 # Workers per thread: enough that the strided edge assignment balances skewed graphs.
@@ -78,6 +80,13 @@ def count(plan: SearchPlan, graph: PreparedGraph) -> int:
         return 0
     serial = graph.num_edges < SERIAL_BELOW
     threads = numba.get_num_threads()
+    if uses_edge_triangles(plan, graph):
+        if serial:
+            totals, overflow = edge_triangle_pairs_serial(graph.indptr, graph.indices)
+        else:
+            by_memory = _TWIN_MEMORY // (4 * max(len(graph.indices), 1))  # a triangle counter per arc and worker
+            totals, overflow = edge_triangle_pairs(graph.indptr, graph.indices, max(1, min(threads, by_memory)))
+        return checked_total(plan, sum(int(t) for t in totals), int(overflow.any()))
     if uses_twin_kernel(plan, graph):
         kernel = module.twin_kernel_serial if serial else module.twin_kernel
         by_memory = _TWIN_MEMORY // (8 * max(graph.num_vertices, 1))

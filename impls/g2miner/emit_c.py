@@ -33,7 +33,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from impls.g2miner.analyser import DIFFERENCE, SearchPlan
-from impls.g2miner.launch import KERNEL_NAME, LEVELS_KERNEL, TWIN_KERNEL, KernelContract
+from impls.g2miner.launch import (EDGE_TRIANGLE_PAIRS_KERNEL, EDGE_TRIANGLES_KERNEL, KERNEL_NAME, LEVELS_KERNEL,
+                                  TWIN_KERNEL, KernelContract)
 from impls.g2miner.walker import PlanWalker
 
 WARP_SIZE = 32
@@ -59,6 +60,7 @@ typedef unsigned int u32;
 #define POPC(x) __popc(x)
 #define WARP_SYNC() __syncwarp()
 #define ATOMIC_INC(p) atomicAdd((p), 1)
+#define ATOMIC_ADD(p, x) atomicAdd((p), (x))
 #define ATOMIC_XCHG(p, x) atomicExch((p), (x))
 #define ATOMIC_READ(p) atomicOr((p), 0)
 #define WARP_SUM(x, wrapped) warp_sum((x), &(wrapped))
@@ -115,6 +117,7 @@ typedef uint u32;
 #define POPC(x) popcount(x)
 #define WARP_SYNC() barrier(CLK_LOCAL_MEM_FENCE | CLK_GLOBAL_MEM_FENCE)
 #define ATOMIC_INC(p) atomic_inc(p)
+#define ATOMIC_ADD(p, x) atomic_add((p), (x))
 #define ATOMIC_XCHG(p, x) atomic_xchg((p), (x))
 #define ATOMIC_READ(p) atomic_or((p), 0)
 #define WARP_SUM(x, wrapped) warp_sum((x), &(wrapped), sum_scratch)
@@ -201,6 +204,31 @@ DEVICE i32 warp_setop(GLOBAL const i32* a, i32 na, GLOBAL const i32* b, i32 nb, 
   WARP_SYNC();
   return n;
 }
+
+/* Warp-wide a ∩ b for the edge-triangles rewrite: every common element w adds one
+   to the triangle counters of its two arcs, a_base + (w's index in a) and
+   b_base + (its index in b); the number of common elements is returned. */
+DEVICE i32 warp_edge_triangles(GLOBAL const i32* a, i32 na, i64 a_base, GLOBAL const i32* b, i32 nb, i64 b_base,
+                               GLOBAL i32* triangles SCRATCH_PARAM) {
+  if (na > nb) {
+    GLOBAL const i32* t = a; a = b; b = t;
+    const i32 tn = na; na = nb; nb = tn;
+    const i64 tb = a_base; a_base = b_base; b_base = tb;
+  }
+  i32 n = 0;
+  for (i32 base = 0; base < na; base += WARP_SIZE) {
+    const i32 i = base + (i32)LANE;
+    int found = 0;
+    if (i < na) {
+      const i32 p = lower_bound(b, 0, nb, a[i]);
+      found = p < nb && b[p] == a[i];
+      if (found) { ATOMIC_INC(&triangles[a_base + i]); ATOMIC_INC(&triangles[b_base + p]); }
+    }
+    n += (i32)POPC(BALLOT(found));
+  }
+  WARP_SYNC();
+  return n;
+}
 """
 
 
@@ -233,6 +261,8 @@ def module_source(kernels: list[tuple[str, SearchPlan]], dialect: Dialect) -> st
         body = _levels_kernel(plan, name)
         if plan.twin_aggregate is not None:
             body += "\n" + _twin_kernel(plan, name)
+        if plan.edge_triangles is not None:
+            body += "\n" + _edge_triangles_kernels(name)
         parts.append("/*\n" + plan_comment + "\n */\n" + body.replace("  FINISH;", finish))
     return "\n".join(parts)
 
@@ -442,3 +472,43 @@ def _twin_kernel(plan: SearchPlan, name: str) -> str:
     lines += ["  }", "  const u64 acc = WARP_SUM(partial, wrapped);", "  wrapped = BALLOT(wrapped) != 0u;",
               "  FINISH;", "}", ""]
     return "\n".join(lines)
+
+
+def _edge_triangles_kernels(name: str) -> str:
+    """The edge-triangles rewrite: per v0, its triangles on the lower prefixes counted into each arc;
+    then every lane sums C(t, 2) over its share of the arcs."""
+    return "\n".join([
+        f"KERNEL {EDGE_TRIANGLES_KERNEL.name(name)}({EDGE_TRIANGLES_KERNEL.c_params()}) {{",
+        "  DECLARE_SCRATCH",
+        "  for (i64 v = WARP_ID; v < num_vertices; v += NUM_WARPS) {",
+        "    const i32 v0 = (i32)v;",
+        "    /* The ids are ascending degrees: the part of a list below its vertex is its degree orientation. */",
+        "    const i64 lo0 = indptr[v0];",
+        "    const i32 below0 = lower_bound(indices + lo0, 0, (i32)(indptr[v0 + 1] - lo0), v0);",
+        "    for (i32 k1 = 0; k1 < below0; k1++) {",
+        "      const i32 v1 = indices[lo0 + k1];",
+        "      const i64 lo1 = indptr[v1];",
+        "      const i32 below1 = lower_bound(indices + lo1, 0, (i32)(indptr[v1 + 1] - lo1), v1);",
+        "      /* N(v0) below v1 is its first k1 elements. */",
+        "      const i32 n = warp_edge_triangles(indices + lo0, k1, lo0, indices + lo1, below1, lo1, edge_triangles "
+        "SCRATCH_ARG);",
+        "      if (LANE == 0 && n) ATOMIC_ADD(&edge_triangles[lo0 + k1], n);",
+        "    }",
+        "  }",
+        "}",
+        "",
+        f"KERNEL {EDGE_TRIANGLE_PAIRS_KERNEL.name(name)}({EDGE_TRIANGLE_PAIRS_KERNEL.c_params()}) {{",
+        "  DECLARE_SCRATCH",
+        "  u64 acc = 0;",
+        "  int wrapped = 0;",
+        "  for (i64 arc = WARP_ID * WARP_SIZE + LANE; arc < num_arcs; arc += NUM_WARPS * WARP_SIZE) {",
+        "    const u64 t = (u64)edge_triangles[arc];",
+        "    const u64 before = acc;",
+        "    acc += t * (t - 1) / 2;",
+        "    wrapped |= acc < before;",
+        "  }",
+        "  acc = WARP_SUM(acc, wrapped);",
+        "  wrapped = BALLOT(wrapped) != 0u;",
+        "  FINISH;",
+        "}",
+        ""])

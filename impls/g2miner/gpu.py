@@ -105,14 +105,18 @@ def launch(plan: SearchPlan, graph: PreparedGraph, device: int = 0) -> PendingCo
                                  kernel.bytes_per_warp(plan, graph), device)
             return blocks * _WARPS_PER_BLOCK
 
-        kernel, warps = contract.choose_launch(plan, graph, warps_that_fit)
-        for array in kernel.scratch(plan, graph):
-            allocate = cupy.zeros if array.zeroed else cupy.empty
-            values[array.name] = allocate(max(warps * array.ints, 1), dtype=cupy.int32)
-        values.update(kernel.scalars(graph))
-        arguments = kernel.arguments(values)
-        compile_kernel(plan, kernel, device)((warps // _WARPS_PER_BLOCK,), (CUDA_BLOCK_SIZE,), arguments)
-    return PendingCount(plan, device, values["total"], values["overflow"], arguments)
+        first, warps = contract.choose_launch(plan, graph, warps_that_fit)
+        for kernel in first.chain():
+            if kernel is not first:
+                warps = warps_that_fit(kernel)
+            for array in kernel.scratch(plan, graph):
+                if array.name not in values:  # a later kernel of the chain reads the earlier one's
+                    allocate = cupy.zeros if array.zeroed else cupy.empty
+                    values[array.name] = allocate(array.total_ints(warps), dtype=cupy.int32)
+            values.update(kernel.scalars(graph))
+            compile_kernel(plan, kernel, device)((warps // _WARPS_PER_BLOCK,), (CUDA_BLOCK_SIZE,),
+                                                 kernel.arguments(values))
+    return PendingCount(plan, device, values["total"], values["overflow"], tuple(values.values()))
 
 
 def count(plan: SearchPlan, graph: PreparedGraph) -> int:

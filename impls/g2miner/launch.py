@@ -8,9 +8,11 @@ One place holds what a launcher must agree on with the emitted kernel:
 - **the scratch sizing**: the per-warp arrays each kernel needs (buffer slots,
   the local graph's bitset rows, and for the twin kernel a wedge counter, a key
   list and a key count);
-- **the twin-or-levels choice** (`kernels_for`): the twin aggregation when the
-  plan has one and the edge list is whole, the levels otherwise and whenever
-  the twin kernel's per-warp arrays do not fit (`choose_launch`);
+- **the kernel choice** (`kernels_for`): on a whole edge list, the twin
+  aggregation or the edge-triangles kernels (`EDGE_TRIANGLES_KERNEL`, then
+  `.then`, the pairs kernel) when the plan has that rewrite; the levels
+  otherwise and whenever the preferred kernel's per-warp arrays do not fit
+  (`choose_launch`);
 - **the overflow check** (`checked_total`).
 
 `DeviceGraphs` uploads each prepared graph's arrays once per device: a timed
@@ -45,11 +47,15 @@ class Param:
 
 @dataclass(frozen=True)
 class ScratchArray:
-    """A per-warp int32 array: `ints` of them per warp, zero-filled when `zeroed`."""
+    """An int32 scratch array: `ints` of them per warp (or in all, when not `per_warp`), zero-filled when `zeroed`."""
 
     name: str
     ints: int
     zeroed: bool
+    per_warp: bool = True
+
+    def total_ints(self, warps: int) -> int:
+        return max(warps * self.ints if self.per_warp else self.ints, 1)
 
 
 @dataclass(frozen=True)
@@ -58,8 +64,14 @@ class KernelContract:
 
     suffix: str
     params: tuple[Param, ...]
-    # "edges": warp w takes edges w, w + W, ...; "vertices": vertices as v0.
+    # "edges": warp w takes edges w, w + W, ...; "vertices": vertices as v0; "arcs": positions in `indices`.
     work: str
+    # A kernel launched right after this one, on the same arguments by name (it finishes the count).
+    then: "KernelContract | None" = None
+
+    def chain(self) -> tuple["KernelContract", ...]:
+        """This kernel and the ones launched after it, in order."""
+        return (self,) + (self.then.chain() if self.then is not None else ())
 
     def name(self, base: str = KERNEL_NAME) -> str:
         return base + self.suffix
@@ -68,10 +80,11 @@ class KernelContract:
         return ", ".join(f"{p.c_type} {p.name}" for p in self.params)
 
     def work_items(self, graph: PreparedGraph) -> int:
-        return graph.num_edges if self.work == "edges" else graph.num_vertices
+        return {"edges": graph.num_edges, "vertices": graph.num_vertices, "arcs": len(graph.indices)}[self.work]
 
     def scalars(self, graph: PreparedGraph) -> dict[str, np.int64]:
-        values = {"num_edges": graph.num_edges, "num_vertices": graph.num_vertices, "max_degree": graph.max_degree}
+        values = {"num_edges": graph.num_edges, "num_vertices": graph.num_vertices, "max_degree": graph.max_degree,
+                  "num_arcs": len(graph.indices)}
         return {p.name: np.int64(values[p.name]) for p in self.params if p.role == SCALAR}
 
     def scratch(self, plan: SearchPlan, graph: PreparedGraph) -> tuple[ScratchArray, ...]:
@@ -84,11 +97,12 @@ class KernelContract:
                  "local_rows": (2 * local_words, False),
                  "wedge_counts": (graph.num_vertices, True),  # zero between v0s
                  "key_lists": (graph.num_vertices, False),
-                 "key_counts": (1, True)}
+                 "key_counts": (1, True),
+                 "edge_triangles": (len(graph.indices), True, False)}  # one counter per arc, shared by all warps
         return tuple(ScratchArray(p.name, *sizes[p.name]) for p in self.params if p.role == SCRATCH)
 
     def bytes_per_warp(self, plan: SearchPlan, graph: PreparedGraph) -> int:
-        return 4 * sum(array.ints for array in self.scratch(plan, graph))
+        return 4 * sum(array.ints for array in self.scratch(plan, graph) if array.per_warp)
 
     def arguments(self, values: Mapping[str, Any]) -> tuple:
         """The kernel's arguments in its parameter order, from values by parameter name."""
@@ -113,13 +127,29 @@ TWIN_KERNEL = KernelContract("_twin", _ADJACENCY + (
     work="vertices")
 
 
+# The edge-triangles rewrite: triangles counted per arc, then Σ C(t, 2) over the arcs.
+EDGE_TRIANGLE_PAIRS_KERNEL = KernelContract("_edge_triangle_pairs", (
+    Param("edge_triangles", "GLOBAL const i32*", SCRATCH), Param("num_arcs", "const i64", SCALAR)) + _OUTPUTS,
+    work="arcs")
+EDGE_TRIANGLES_KERNEL = KernelContract("_edge_triangles", _ADJACENCY + (
+    Param("num_vertices", "const i64", SCALAR), Param("edge_triangles", "GLOBAL i32*", SCRATCH)),
+    work="vertices", then=EDGE_TRIANGLE_PAIRS_KERNEL)
+
+
 def uses_twin_kernel(plan: SearchPlan, graph: PreparedGraph) -> bool:
     """Whether the twin aggregation may run: the plan has one and the edge list is whole."""
     return plan.twin_aggregate is not None and graph.complete
 
 
+def uses_edge_triangles(plan: SearchPlan, graph: PreparedGraph) -> bool:
+    """Whether the edge-triangles rewrite may run: the plan has it and the edge list is whole."""
+    return plan.edge_triangles is not None and graph.complete
+
+
 def kernels_for(plan: SearchPlan, graph: PreparedGraph) -> tuple[KernelContract, ...]:
     """The kernels that can count `plan` over `graph`, preferred first."""
+    if uses_edge_triangles(plan, graph):
+        return (EDGE_TRIANGLES_KERNEL, LEVELS_KERNEL)
     return (TWIN_KERNEL, LEVELS_KERNEL) if uses_twin_kernel(plan, graph) else (LEVELS_KERNEL,)
 
 

@@ -72,14 +72,18 @@ def count(plan: SearchPlan, graph: PreparedGraph) -> int:
         by_memory = device.global_mem_size // _SCRATCH_MEMORY_SHARE // max(kernel.bytes_per_warp(plan, graph), 1)
         return int(min(kernel.work_items(graph), device.max_compute_units * _WARPS_PER_COMPUTE_UNIT, by_memory))
 
-    kernel, warps = contract.choose_launch(plan, graph, warps_that_fit)
-    for array in kernel.scratch(plan, graph):
-        size = 4 * max(warps * array.ints, 1)
-        values[array.name] = cl.Buffer(context, flags.READ_WRITE, size=size)
-        if array.zeroed:
-            cl.enqueue_fill_buffer(queue, values[array.name], np.int32(0), 0, size)
-    values.update(kernel.scalars(graph))
-    compile_kernel(plan, kernel)(queue, (warps * WARP_SIZE,), (WARP_SIZE,), *kernel.arguments(values))
+    first, warps = contract.choose_launch(plan, graph, warps_that_fit)
+    for kernel in first.chain():
+        if kernel is not first:
+            warps = warps_that_fit(kernel)
+        for array in kernel.scratch(plan, graph):
+            if array.name not in values:  # a later kernel of the chain reads the earlier one's
+                size = 4 * array.total_ints(warps)
+                values[array.name] = cl.Buffer(context, flags.READ_WRITE, size=size)
+                if array.zeroed:
+                    cl.enqueue_fill_buffer(queue, values[array.name], np.int32(0), 0, size)
+        values.update(kernel.scalars(graph))
+        compile_kernel(plan, kernel)(queue, (warps * WARP_SIZE,), (WARP_SIZE,), *kernel.arguments(values))
     cl.enqueue_copy(queue, total, values["total"])
     cl.enqueue_copy(queue, overflow, values["overflow"])
     queue.finish()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import math
 import types
 
@@ -35,11 +36,21 @@ def test_count_pairs_is_a_pass_every_dialect_and_the_printer_get():
 
 
 @pytest.mark.parametrize("backend", CI_BACKENDS)
-def test_count_pairs_counts_match_brute_force(backend):
+def test_count_pairs_and_edge_triangles_match_brute_force(monkeypatch, backend):
+    """Diamonds: on a whole edge list by edge triangles, on a part of one by the levels with C(n, 2)."""
     seed = fresh_seed()
     graph, reference = random_graph(seed, num_vertices=24, density=0.4)
     plan = g2miner.plan("diamond")
-    assert g2miner.count(graph, "diamond", backend=backend) == brute_force(reference, plan.pattern, False), seed
+    assert plan.edge_triangles is not None and "edge triangles: the count is" in str(plan)
+    expected = brute_force(reference, plan.pattern, False)
+    assert g2miner.count(graph, "diamond", backend=backend) == expected, seed
+    prepared = prepare(graph, plan)
+    whole_as_part = prepared.subset(np.arange(prepared.num_edges))
+    assert importlib.import_module(f"impls.g2miner.{backend}").count(plan, whole_as_part) == expected, seed
+    if backend == "cpu":
+        monkeypatch.setattr(cpu, "SERIAL_BELOW", 0)  # the parallel edge-triangles kernel too
+        assert cpu.count(plan, prepared) == expected, seed
+    assert analyser.edge_triangles_pass(g2miner.plan("diamond", induced=True)).edge_triangles is None
 
 
 def test_every_kernel_signature_is_the_contracts():
@@ -58,7 +69,10 @@ def test_twin_or_levels_choice_and_overflow_check():
     part = prepared.subset(np.arange(prepared.num_edges))
     assert launch.kernels_for(plan, prepared) == (launch.TWIN_KERNEL, launch.LEVELS_KERNEL)
     assert launch.kernels_for(plan, part) == (launch.LEVELS_KERNEL,)
-    assert launch.kernels_for(g2miner.plan("diamond"), prepared) == (launch.LEVELS_KERNEL,)
+    diamond = g2miner.plan("diamond")
+    assert launch.kernels_for(diamond, prepare(graph, diamond)) == (launch.EDGE_TRIANGLES_KERNEL, launch.LEVELS_KERNEL)
+    assert launch.EDGE_TRIANGLES_KERNEL.chain() == (launch.EDGE_TRIANGLES_KERNEL, launch.EDGE_TRIANGLE_PAIRS_KERNEL)
+    assert launch.kernels_for(diamond, prepare(graph, diamond).subset(np.arange(3))) == (launch.LEVELS_KERNEL,)
     # The twin kernel's |V| arrays do not fit: the levels run.
     fits = {launch.TWIN_KERNEL: 0, launch.LEVELS_KERNEL: 3}
     assert launch.choose_launch(plan, prepared, fits.get) == (launch.LEVELS_KERNEL, 3)
@@ -161,3 +175,22 @@ def test_local_graph_counts_with_rows_of_several_words(backend):
     prepared = prepare(graph, plan)
     without = cpu.count(dataclasses.replace(plan, local_graph=None), prepared)
     assert g2miner.cliques(graph, 5, backend=backend) == without, f"seed {seed}"
+
+
+def test_cuda_launcher_runs_a_kernel_chain_on_shared_arguments(monkeypatch):
+    """Diamonds on a whole edge list: the edge-triangles kernel, then the pairs kernel on its counters."""
+    graph, _ = random_graph(fresh_seed(), num_vertices=30, density=0.3)
+    plan = g2miner.plan("diamond")
+    prepared = prepare(graph, plan)
+    launched = []
+    monkeypatch.setattr(gpu, "_cupy", lambda: _FakeCupy(1 << 34))
+    monkeypatch.setattr(gpu, "compile_kernel",
+                        lambda plan_, kernel, device=0: lambda grid, block, args: launched.append((kernel, args)))
+    monkeypatch.setattr(gpu, "resident_blocks", lambda kernel, block, device: 4)
+    monkeypatch.setattr(gpu, "_GRAPHS", launch.DeviceGraphs(lambda array, device: array))
+    gpu.launch(plan, prepared)
+    assert [kernel for kernel, _ in launched] == list(launch.EDGE_TRIANGLES_KERNEL.chain())
+    (first, first_args), (then, then_args) = launched
+    counters = first_args[[p.name for p in first.params].index("edge_triangles")]
+    assert then_args[0] is counters and len(counters) == len(prepared.indices) and not counters.any()
+    assert then_args[1] == len(prepared.indices)
