@@ -157,7 +157,7 @@ class EdgeTriangles:
     When the count is Σ over edges (v0, v1), each once, of C(t, 2) with t = |N(v0) ∩ N(v1)|,
     t is the edge's number of triangles.  A backend lists each triangle once on the
     degree orientation (on a graph labelled by ascending degree, the part of each sorted
-    neighbour list below the vertex), adds one to each of its three edges, and sums
+    neighbour list above the vertex), adds one to each of its three edges, and sums
     C(t, 2): one oriented merge per edge instead of one merge of whole lists.  It
     needs the whole edge list (every triangle of an edge), as the twin aggregation does.
     """

@@ -475,23 +475,24 @@ def _twin_kernel(plan: SearchPlan, name: str) -> str:
 
 
 def _edge_triangles_kernels(name: str) -> str:
-    """The edge-triangles rewrite: per v0, its triangles on the lower prefixes counted into each arc;
+    """The edge-triangles rewrite: per v0, its triangles on the upper parts of the lists counted into each arc;
     then every lane sums C(t, 2) over its share of the arcs."""
     return "\n".join([
         f"KERNEL {EDGE_TRIANGLES_KERNEL.name(name)}({EDGE_TRIANGLES_KERNEL.c_params()}) {{",
         "  DECLARE_SCRATCH",
         "  for (i64 v = WARP_ID; v < num_vertices; v += NUM_WARPS) {",
         "    const i32 v0 = (i32)v;",
-        "    /* The ids are ascending degrees: the part of a list below its vertex is its degree orientation. */",
+        "    /* The ids are ascending degrees: the part of a list above its vertex is its degree orientation. */",
         "    const i64 lo0 = indptr[v0];",
-        "    const i32 below0 = lower_bound(indices + lo0, 0, (i32)(indptr[v0 + 1] - lo0), v0);",
-        "    for (i32 k1 = 0; k1 < below0; k1++) {",
+        "    const i32 d0 = (i32)(indptr[v0 + 1] - lo0);",
+        "    for (i32 k1 = lower_bound(indices + lo0, 0, d0, v0 + 1); k1 < d0; k1++) {",
         "      const i32 v1 = indices[lo0 + k1];",
         "      const i64 lo1 = indptr[v1];",
-        "      const i32 below1 = lower_bound(indices + lo1, 0, (i32)(indptr[v1 + 1] - lo1), v1);",
-        "      /* N(v0) below v1 is its first k1 elements. */",
-        "      const i32 n = warp_edge_triangles(indices + lo0, k1, lo0, indices + lo1, below1, lo1, edge_triangles "
-        "SCRATCH_ARG);",
+        "      const i32 d1 = (i32)(indptr[v1 + 1] - lo1);",
+        "      const i32 above1 = lower_bound(indices + lo1, 0, d1, v1 + 1);",
+        "      /* N(v0) above v1 starts after k1. */",
+        "      const i32 n = warp_edge_triangles(indices + lo0 + k1 + 1, d0 - k1 - 1, lo0 + k1 + 1, indices + lo1 + above1, "
+        "d1 - above1, lo1 + above1, edge_triangles SCRATCH_ARG);",
         "      if (LANE == 0 && n) ATOMIC_ADD(&edge_triangles[lo0 + k1], n);",
         "    }",
         "  }",

@@ -143,28 +143,44 @@ def difference_count(a: np.ndarray, b: np.ndarray, bound: int) -> int:
 
 @njit(cache=True)
 def add_edge_triangles(indptr: np.ndarray, indices: np.ndarray, v0: int, triangles: np.ndarray) -> None:
-    """Add one to `triangles` at each of the three arcs of every triangle whose top vertex is v0.
+    """Add one to `triangles` at each of the three arcs of every triangle whose lowest vertex is v0.
 
-    On a graph labelled by ascending degree, a vertex's lower neighbours (the prefix
-    of its sorted list below its own id) are its out-neighbours in the degree
-    orientation, so each triangle w < v1 < v0 is found once, from v0, by merging the
-    part of N(v0) below v1 with the part of N(v1) below v1.  An arc is a position in
-    `indices`: the merge knows all three (v0's v1, v0's w, v1's w).
+    On a graph labelled by ascending degree, a vertex's higher neighbours (the part
+    of its sorted list above its own id) are its out-neighbours in the degree
+    orientation, at most sqrt(2|E|) of them, so each triangle v0 < v1 < w is found
+    once, from v0, by intersecting the part of N(v0) above v1 with the part of N(v1)
+    above v1.  An arc is a position in `indices`, always the lower end's (v0's v1,
+    v0's w, v1's w), and the intersection knows all three.
     """
-    lo0 = indptr[v0]
-    for i1 in range(lo0, lower_bound(indices, lo0, indptr[v0 + 1], v0)):
+    hi0 = indptr[v0 + 1]
+    for i1 in range(lower_bound(indices, indptr[v0], hi0, v0 + 1), hi0):
         v1 = indices[i1]
-        lo1 = indptr[v1]
-        end1 = lower_bound(indices, lo1, indptr[v1 + 1], v1)
-        a, b = lo0, lo1
-        while a < i1 and b < end1:
-            x, y = indices[a], indices[b]
-            if x == y:
-                triangles[i1] += 1
-                triangles[a] += 1
-                triangles[b] += 1
-            a += x <= y
-            b += y <= x
+        hi1 = indptr[v1 + 1]
+        lo0, lo1 = i1 + 1, lower_bound(indices, indptr[v1], hi1, v1 + 1)
+        n0, n1 = hi0 - lo0, hi1 - lo1
+        found = 0
+        if n0 > _SEARCH_RATIO * n1 or n1 > _SEARCH_RATIO * n0:
+            # Lengths far apart: each key of the shorter part, galloping through the longer one.
+            short, short_end, long, long_end = (lo1, hi1, lo0, hi0) if n0 > n1 else (lo0, hi0, lo1, hi1)
+            for k in range(short, short_end):
+                long = gallop(indices, long, long_end, indices[k])
+                if long == long_end:
+                    break
+                if indices[long] == indices[k]:
+                    triangles[k] += 1
+                    triangles[long] += 1
+                    found += 1
+        else:
+            a, b = lo0, lo1
+            while a < hi0 and b < hi1:
+                x, y = indices[a], indices[b]
+                if x == y:
+                    triangles[a] += 1
+                    triangles[b] += 1
+                    found += 1
+                a += x <= y
+                b += y <= x
+        triangles[i1] += found
 
 
 @njit(cache=True)
