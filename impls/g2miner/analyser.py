@@ -416,7 +416,7 @@ def count_pairs_pass(search_plan: SearchPlan) -> SearchPlan:
         return search_plan
     if child.steps != (Step(COUNT_BELOW, ("P", j), None, None, False),):
         return search_plan
-    return dataclasses.replace(search_plan, count_pairs=CountPairs(j))
+    return _with_written_slots(dataclasses.replace(search_plan, count_pairs=CountPairs(j)))
 
 
 def twin_aggregate_pass(search_plan: SearchPlan) -> SearchPlan:
@@ -438,7 +438,24 @@ def local_graph_pass(search_plan: SearchPlan) -> SearchPlan:
     """
     if not search_plan.oriented or search_plan.depth < 5:
         return search_plan
-    return dataclasses.replace(search_plan, local_graph=LocalGraph(2))
+    return _with_written_slots(dataclasses.replace(search_plan, local_graph=LocalGraph(2)))
+
+
+def _with_written_slots(search_plan: SearchPlan) -> SearchPlan:
+    """The plan with `num_slots` counting only the slots its rewrites leave written.
+
+    C(n, 2) counts its level's last set instead of writing it; below a local graph
+    no level writes a buffer.
+    """
+    written = set()
+    for level in search_plan.levels:
+        if search_plan.local_graph is not None and level.index > search_plan.local_graph.level:
+            break
+        steps = level.steps
+        if search_plan.count_pairs is not None and level.index == search_plan.count_pairs.level:
+            steps = steps[:-1]
+        written.update(step.out for step in steps if step.out is not None)
+    return dataclasses.replace(search_plan, num_slots=max(written) + 1 if written else 0)
 
 
 def edge_triangles_pass(search_plan: SearchPlan) -> SearchPlan:
