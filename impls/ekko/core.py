@@ -52,6 +52,8 @@ ORIGIN_BITS = 16
 ORIGIN_MASK = (1 << ORIGIN_BITS) - 1
 MAX_ORIGINS = 1 << ORIGIN_BITS
 NO_CAP = -1
+NONE = np.zeros(0, dtype=np.int64)   # shared empty key/version list (read-only)
+NONE.flags.writeable = False
 STASH_LIMIT = 32      # answers waiting for their base; dropping one only costs a later re-pull
 
 
@@ -169,19 +171,19 @@ class Applied:
     versions: np.ndarray
 
 
-def _vv_bytes(vv: np.ndarray) -> int:
-    return int(np.count_nonzero(vv)) * VV_ENTRY_BYTES
+def _vv_bytes(vectors: list[np.ndarray]) -> int:
+    """Wire size of version vectors: only the nonzero entries are sent."""
+    return int(np.count_nonzero(np.concatenate(vectors))) * VV_ENTRY_BYTES if vectors else 0
 
 
 def request_bytes(req: PullRequest) -> tuple[int, int]:
-    return 0, HEADER_BYTES + 8 * len(req.outstanding) + sum(SHARD_ENTRY_BYTES + _vv_bytes(s.vv)
-                                                            for s in req.shards)
+    return 0, (HEADER_BYTES + 8 * len(req.outstanding) + SHARD_ENTRY_BYTES * len(req.shards)
+               + _vv_bytes([s.vv for s in req.shards]))
 
 
 def response_bytes(resp: PullResponse, row_bytes: int) -> tuple[int, int]:
     n_rows = sum(len(d.keys) for d in resp.shards)
-    vv_entries = sum(np.count_nonzero(d.vv) + np.count_nonzero(d.base) for d in resp.shards)
-    meta = (HEADER_BYTES + SHARD_ENTRY_BYTES * len(resp.shards) + VV_ENTRY_BYTES * int(vv_entries)
+    meta = (HEADER_BYTES + SHARD_ENTRY_BYTES * len(resp.shards) + _vv_bytes([x for d in resp.shards for x in (d.vv, d.base)])
             + n_rows * (KEY_BYTES + VERSION_BYTES))
     return n_rows * row_bytes, meta
 
@@ -269,6 +271,7 @@ class ShardReplica:
         self.keys = np.zeros(64, dtype=np.int64)
         self.versions = np.zeros(64, dtype=np.int64)
         self.values = np.zeros((64, config.dim), dtype=np.float32)
+        self.no_values = np.zeros((0, config.dim), dtype=np.float32)   # the values of an answer without rows
         self.size = 0
         self.vv = np.zeros(config.n_origins, dtype=np.int64)
         # Per origin, the newest timestamp held: of the vector and of every row (rows can run
@@ -388,7 +391,7 @@ class ShardReplica:
 
     def apply(self, delta: ShardDelta, peer: int) -> tuple[np.ndarray, np.ndarray]:
         """Merge a peer's answer (last-writer-wins); returns the keys and versions that changed here."""
-        changed_k = changed_v = np.zeros(0, dtype=np.int64)
+        changed_k = changed_v = NONE
         if delta.path == "unchanged":
             return changed_k, changed_v
         if len(delta.keys):
@@ -463,10 +466,9 @@ class ShardReplica:
         that it was still awaiting when it pulled.
         """
         base, seen = self._effective_base(pull, requester, outstanding)
-        empty_i = np.zeros(0, np.int64)
         if seen == self.shard_version:
-            return ShardDelta(self.shard, "unchanged", empty_i, empty_i, np.zeros((0, self.config.dim), np.float32),
-                              base, empty_i, self.incarnation, self.shard_version, 0)
+            return ShardDelta(self.shard, "unchanged", NONE, NONE, self.no_values, base, NONE, self.incarnation,
+                              self.shard_version, 0)
         if self.config.use_cache and (base >= self.dvv).all():
             path = "cache"
             slots = self.cache.members()
@@ -481,18 +483,17 @@ class ShardReplica:
         if only_origin is not None:
             top, sv = np.where(np.arange(len(top)) == only_origin, top, np.minimum(top, base)), -1
         if self._nothing_above(base, cap_us, only_origin):   # the comparison would select no row
-            slots = empty_i
-        else:
-            if slots is None:
-                slots = np.arange(self.size)
-            vers = self.versions[slots]
-            ts = vers >> ORIGIN_BITS
-            newer = ts > base[vers & ORIGIN_MASK]
-            if cap_us != NO_CAP:
-                newer &= ts <= cap_us
-            if only_origin is not None:
-                newer &= (vers & ORIGIN_MASK) == only_origin
-            slots = slots[newer]
+            return ShardDelta(self.shard, path, NONE, NONE, self.no_values, base, top, self.incarnation, sv, compared)
+        if slots is None:
+            slots = np.arange(self.size)
+        vers = self.versions[slots]
+        ts = vers >> ORIGIN_BITS
+        newer = ts > base[vers & ORIGIN_MASK]
+        if cap_us != NO_CAP:
+            newer &= ts <= cap_us
+        if only_origin is not None:
+            newer &= (vers & ORIGIN_MASK) == only_origin
+        slots = slots[newer]
         return ShardDelta(self.shard, path, self.keys[slots], self.versions[slots],
                           self.values[slots], base, top, self.incarnation, sv, compared)
 
