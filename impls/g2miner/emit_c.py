@@ -273,6 +273,8 @@ class CDialect:
 
     indent = "  "
     branches_on_rejection = False
+    logical_and = " && "
+    logical_not = "!"
 
     def __init__(self) -> None:
         self.step_id = 0  # numbers the lengths of written sets, unique within a kernel
@@ -317,17 +319,8 @@ class CDialect:
         length = self._length(left, live)
         return [f"i64 c = {f'lower_bound({left[0]}, 0, {length}, {bound})' if bound else length};"]
 
-    def less(self, x: str, y: str) -> str:
-        return f"{x} < {y}"
-
     def contains(self, candidates: tuple[str, str], x: str) -> str:
         return f"contains({candidates[0]}, {candidates[1]}, {x})"
-
-    def negate(self, test: str) -> str:
-        return f"!{test}"
-
-    def all_of(self, tests: list[str]) -> str:
-        return " && ".join(tests)
 
     def decrement_count_if(self, test: str) -> list[str]:
         return [f"if ({test}) c -= 1;"]

@@ -22,6 +22,8 @@ class NumbaDialect:
 
     indent = "    "
     branches_on_rejection = True
+    logical_and = " and "
+    logical_not = "not "
 
     def comment(self, text: str) -> list[str]:
         return [f"# {text}"]
@@ -52,17 +54,8 @@ class NumbaDialect:
     def count_below(self, left: str, bound: str | None, live: str | None) -> list[str]:
         return [f"c = count_below({left}, {bound})" if bound else f"c = {left}.shape[0]"]
 
-    def less(self, x: str, y: str) -> str:
-        return f"{x} < {y}"
-
     def contains(self, candidates: str, x: str) -> str:
         return f"contains({candidates}, {x})"
-
-    def negate(self, test: str) -> str:
-        return f"not {test}"
-
-    def all_of(self, tests: list[str]) -> str:
-        return " and ".join(tests)
 
     def decrement_count_if(self, test: str) -> list[str]:
         return [f"if {test}:", "    c -= 1"]

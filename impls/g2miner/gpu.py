@@ -105,17 +105,13 @@ def launch(plan: SearchPlan, graph: PreparedGraph, device: int = 0) -> PendingCo
                                  kernel.bytes_per_warp(plan, graph), device)
             return blocks * _WARPS_PER_BLOCK
 
-        first, warps = contract.choose_launch(plan, graph, warps_that_fit)
-        for kernel in first.chain():
-            if kernel is not first:
-                warps = warps_that_fit(kernel)
-            for array in kernel.scratch(plan, graph):
-                if array.name not in values:  # a later kernel of the chain reads the earlier one's
-                    allocate = cupy.zeros if array.zeroed else cupy.empty
-                    values[array.name] = allocate(array.total_ints(warps), dtype=cupy.int32)
-            values.update(kernel.scalars(graph))
-            compile_kernel(plan, kernel, device)((warps // _WARPS_PER_BLOCK,), (CUDA_BLOCK_SIZE,),
-                                                 kernel.arguments(values))
+        def allocate(array: contract.ScratchArray, ints: int) -> Any:
+            return (cupy.zeros if array.zeroed else cupy.empty)(ints, dtype=cupy.int32)
+
+        def run(kernel: contract.KernelContract, warps: int, arguments: tuple) -> None:
+            compile_kernel(plan, kernel, device)((warps // _WARPS_PER_BLOCK,), (CUDA_BLOCK_SIZE,), arguments)
+
+        contract.launch_chain(plan, graph, warps_that_fit, values, allocate, run)
     return PendingCount(plan, device, values["total"], values["overflow"], tuple(values.values()))
 
 

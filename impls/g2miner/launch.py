@@ -168,6 +168,26 @@ def choose_launch(plan: SearchPlan, graph: PreparedGraph,
                       "do not fit in the device memory share")
 
 
+def launch_chain(plan: SearchPlan, graph: PreparedGraph, warps_that_fit: Callable[[KernelContract], int],
+                 values: dict[str, Any], allocate: Callable[[ScratchArray, int], Any],
+                 run: Callable[[KernelContract, int, tuple], None]) -> None:
+    """Launch the chosen kernel (`choose_launch`) and the kernels after it (`chain`).
+
+    For each: its scratch arrays not yet in `values` from `allocate(array, ints)` (a later
+    kernel reads the earlier one's), its scalars, then `run(kernel, warps, arguments)`.
+    `values` starts with the graph's device arrays and the outputs, by parameter name.
+    """
+    first, warps = choose_launch(plan, graph, warps_that_fit)
+    for kernel in first.chain():
+        if kernel is not first:
+            warps = warps_that_fit(kernel)
+        for array in kernel.scratch(plan, graph):
+            if array.name not in values:
+                values[array.name] = allocate(array, array.total_ints(warps))
+        values.update(kernel.scalars(graph))
+        run(kernel, warps, kernel.arguments(values))
+
+
 def checked_total(plan: SearchPlan, total: int, overflow: int) -> int:
     """The kernel's count, or OverflowError when a 64-bit counter wrapped."""
     if overflow or total >= 2**63:

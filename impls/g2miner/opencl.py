@@ -72,18 +72,16 @@ def count(plan: SearchPlan, graph: PreparedGraph) -> int:
         by_memory = device.global_mem_size // _SCRATCH_MEMORY_SHARE // max(kernel.bytes_per_warp(plan, graph), 1)
         return int(min(kernel.work_items(graph), device.max_compute_units * _WARPS_PER_COMPUTE_UNIT, by_memory))
 
-    first, warps = contract.choose_launch(plan, graph, warps_that_fit)
-    for kernel in first.chain():
-        if kernel is not first:
-            warps = warps_that_fit(kernel)
-        for array in kernel.scratch(plan, graph):
-            if array.name not in values:  # a later kernel of the chain reads the earlier one's
-                size = 4 * array.total_ints(warps)
-                values[array.name] = cl.Buffer(context, flags.READ_WRITE, size=size)
-                if array.zeroed:
-                    cl.enqueue_fill_buffer(queue, values[array.name], np.int32(0), 0, size)
-        values.update(kernel.scalars(graph))
-        compile_kernel(plan, kernel)(queue, (warps * WARP_SIZE,), (WARP_SIZE,), *kernel.arguments(values))
+    def allocate(array: contract.ScratchArray, ints: int):
+        buffer = cl.Buffer(context, flags.READ_WRITE, size=4 * ints)
+        if array.zeroed:
+            cl.enqueue_fill_buffer(queue, buffer, np.int32(0), 0, 4 * ints)
+        return buffer
+
+    def run(kernel: contract.KernelContract, warps: int, arguments: tuple) -> None:
+        compile_kernel(plan, kernel)(queue, (warps * WARP_SIZE,), (WARP_SIZE,), *arguments)
+
+    contract.launch_chain(plan, graph, warps_that_fit, values, allocate, run)
     cl.enqueue_copy(queue, total, values["total"])
     cl.enqueue_copy(queue, overflow, values["overflow"])
     queue.finish()

@@ -34,6 +34,8 @@ class Dialect(Protocol):
 
     indent: str
     branches_on_rejection: bool
+    logical_and: str  # between the tests of a membership
+    logical_not: str  # before a test
 
     def comment(self, text: str) -> list[str]: ...
     def bind_edge(self) -> list[str]: ...
@@ -44,10 +46,7 @@ class Dialect(Protocol):
     def setop(self, kind: str, left: SetExpr, right: SetExpr, bound: str | None, out: int | None,
               live: str | None) -> tuple[list[str], SetExpr | None]: ...
     def count_below(self, left: SetExpr, bound: str | None, live: str | None) -> list[str]: ...
-    def less(self, x: str, y: str) -> str: ...
     def contains(self, candidates: SetExpr, x: str) -> str: ...
-    def negate(self, test: str) -> str: ...
-    def all_of(self, tests: list[str]) -> str: ...
     def decrement_count_if(self, test: str) -> list[str]: ...
     def zero_count_unless(self, live: str) -> list[str]: ...
     def add_count(self) -> list[str]: ...
@@ -112,12 +111,12 @@ class PlanWalker:
     def _membership(self, level: Level, vertex: str) -> str:
         """Whether `vertex` lies in the level's candidate set (before distinctness)."""
         d = self.d
-        tests = [d.less(vertex, f"v{level.prefix}")] if level.prefix is not None else []
+        tests = [f"{vertex} < v{level.prefix}"] if level.prefix is not None else []
         if level.bounds:
-            tests.append(d.less(vertex, self._bound(level)))
+            tests.append(f"{vertex} < {self._bound(level)}")
         tests += [d.contains(d.neighbour_set(i), vertex) for i in level.connected]
-        tests += [d.negate(d.contains(d.neighbour_set(i), vertex)) for i in level.disconnected]
-        return d.all_of(tests)
+        tests += [d.logical_not + d.contains(d.neighbour_set(i), vertex) for i in level.disconnected]
+        return d.logical_and.join(tests)
 
     def _level(self, j: int, slots: dict[int, SetExpr], live: str | None, wedge_key: int | None) -> list[str]:
         """Levels j.. of the DFS.  `live` is the parent's "this vertex is distinct" flag: a rejected
