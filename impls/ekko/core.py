@@ -36,6 +36,10 @@ Cost of an answer.  Three checks, cheapest first:
    updated keys; evicting a key merges its version into the DVV.  If the base
    dominates the DVV, only cached keys are compared: O(cached keys), not O(keys);
 3. otherwise a full scan of the shard (vectorised).
+Each replica also keeps, per origin, the newest timestamp it holds (vector and rows): an
+answer whose base is at or above it selects no row on any path, so its comparison is
+skipped (the answer and its `keys_compared` stay what the path gives), and a held long
+poll is rechecked with that test alone, without building its answers.
 """
 
 from __future__ import annotations
