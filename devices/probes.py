@@ -152,14 +152,20 @@ def module_missing(modules: tuple[str, ...]) -> str | None:
 def can_run(backend: str, requires: tuple[str, ...] = ()) -> tuple[bool, str]:
     """Whether an experiment on `backend` needing `requires` can run here, and why not.
 
-    `requires` names importable modules, or other backends as "backend:<name>" (e.g. a
-    modelled figure that reads this GPU's measured bandwidth needs "backend:gpu").
+    `requires` names importable modules, other backends as "backend:<name>" (e.g. a
+    modelled figure that reads this GPU's measured bandwidth needs "backend:gpu"), or a
+    number of GPUs as "gpus:<n>".  The answer is asked at run time, never at registration,
+    so that every machine lists the same experiments.
     """
     for name in [backend] + [r.split(":", 1)[1] for r in requires if r.startswith("backend:")]:
         info = probe(name)
         if not info.available:
             return False, f"{name} backend unavailable: {info.reason}"
-    missing = module_missing(tuple(r for r in requires if not r.startswith("backend:")))
+    for wanted in (int(r.split(":", 1)[1]) for r in requires if r.startswith("gpus:")):
+        have = gpu_count()
+        if have < wanted:
+            return False, f"needs {wanted} GPUs, this machine has {have}"
+    missing = module_missing(tuple(r for r in requires if not r.startswith(("backend:", "gpus:"))))
     if missing:
         return False, f"needs the Python module {missing!r}, which is not installed"
     return True, ""

@@ -174,6 +174,15 @@ def build_adjacency_floor(graph: CSRGraph, p: dict[str, Any]) -> Trial:
     return Trial(run=lambda: adjacency_floor(graph.indptr, graph.indices))
 
 
+def build_plain_triangles(graph: CSRGraph, p: dict[str, Any], workload: str) -> Trial:
+    """A merge-based triangle count in the simplest numba loop: the gate divides G2Miner's TC by
+    it, a ratio that moves less with the CPU than one over the adjacency floor."""
+    from harness.floors import plain_triangle_count
+
+    return Trial(run=lambda: plain_triangle_count(graph.indptr, graph.indices), metrics=_metrics,
+                 check=_checker(workload, "TC"))
+
+
 def build_fsm(graph: CSRGraph, p: dict[str, Any]) -> Trial:
     return Trial(run=lambda: _g2miner().fsm(graph, p["support"], max_edges=2, backend="cpu"),
                  metrics=lambda found: {"count": float(len(found))})
@@ -206,12 +215,15 @@ def experiments() -> list[Experiment]:
                        params={"floor": "adjacency"}, tiers="quick",
                        description=f"the adjacency floor on {workload}: both neighbour lists of every edge, read once")
             for workload in (QUICK_KRON,)]  # citeseer's lists take microseconds: no floor to speak of
-    visible_gpus = devices.gpu_count()
+    out += [experiment(SYSTEM, "plain-triangles", "cpu", workload,
+                       functools.partial(build_plain_triangles, workload=workload),
+                       params={"problem": "TC"}, tiers="quick",
+                       description=f"the textbook edge-iterator triangle count on {workload}, a plain numba merge")
+            for workload in (QUICK_KRON,)]
     out += [experiment(SYSTEM, "g2miner", "gpu", workload, functools.partial(build_multi_gpu, workload=workload),
-                       params={"problem": problem, "gpus": gpus}, tiers="full",
+                       params={"problem": problem, "gpus": gpus}, tiers="full", requires=(f"gpus:{gpus}",),
                        description=f"{problem} on {workload}: g2miner, edge list scheduled over {gpus} GPUs")
-            for gpus in MULTI_GPU_COUNTS if gpus <= visible_gpus
-            for workload in MULTI_GPU_WORKLOADS for problem in SEARCH_PROBLEMS]
+            for gpus in MULTI_GPU_COUNTS for workload in MULTI_GPU_WORKLOADS for problem in SEARCH_PROBLEMS]
     return out
 
 
