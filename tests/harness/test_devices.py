@@ -145,3 +145,12 @@ def test_nothing_outside_the_backend_layer_probes_on_its_own():
                  for path in (root / top).rglob("*.py") if path.name != "test_devices.py"
                  for needle in probing if needle in path.read_text()]
     assert not offenders, offenders
+
+
+def test_a_gpu_count_requirement_is_judged_at_run_time(monkeypatch):
+    from devices import probes
+
+    monkeypatch.setattr(probes, "probe", lambda name: probes.BackendInfo(name, True))
+    monkeypatch.setattr(probes, "gpu_count", lambda: 2)
+    assert probes.can_run("gpu", ("gpus:2",)) == (True, "")
+    assert probes.can_run("gpu", ("gpus:8",)) == (False, "needs 8 GPUs, this machine has 2")
