@@ -378,11 +378,17 @@ def gate(reference: Path, threshold: float | None, write_ref: bool) -> None:
             ok, why = devices.can_run(registry.get(exp_id).backend, registry.get(exp_id).requires)
             if not ok:
                 raise UserError(f"gated figure {f.name}: {exp_id} cannot run here: {why}")
+    cpu = machine.cpu_kind()
     if write_ref:
-        cmp.write_reference(reference, figures, cmp.measure_ratios(figures), threshold,
-                            {"commit": machine.git_commit(), "machine": machine.machine()["cpu"]})
-        click.echo(f"wrote {reference}")
+        cmp.write_reference(reference, figures, cmp.measure_ratios(figures), threshold, cpu,
+                            {"commit": machine.git_commit(), "load_average": round(os.getloadavg()[0], 2)})
+        click.echo(f"wrote {reference}: the references for {cpu}")
         return
+    borrowed = sorted({f.reference_cpu for f in figures if f.reference is not None and f.reference_cpu != cpu})
+    if borrowed:
+        click.echo(f"recmine: no reference for this CPU ({cpu}): judged against the highest recorded, from "
+                   f"{'; '.join(borrowed)}, so only larger regressions show; `recmine gate --write` on a quiet "
+                   "machine adds this CPU's", err=True)
     results = cmp.run_gate(figures, threshold, on_remeasure=lambda suspects: click.echo(
         f"re-measuring {len(suspects)} figure(s) over their limit, to tell a regression from a burst of load"))
     for r in results:

@@ -26,11 +26,11 @@ import math
 import os
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
-from harness import registry
+from harness import machine, registry
 from harness.lifecycle import open_trial
 from harness.store import Row, Store
 
@@ -156,10 +156,21 @@ def earlier_medians(store: Store, row: Row, exclude: set[str]) -> list[float]:
 
 @dataclass(frozen=True)
 class GateFigure:
+    """A gated ratio, with the reference it is judged against on this CPU.
+
+    A ratio of two same-technology kernels still differs between CPU generations (a wider
+    vector unit computes more per byte read), so the reference file keeps one ratio per CPU
+    kind (`machine.cpu_kind`).  Where this CPU has none, the highest recorded one applies:
+    the gate then still catches large regressions, and says that it is judging against
+    another CPU's figures.
+    """
+
     name: str
     numerator: str      # experiment id
     denominator: str    # experiment id
     reference: float | None
+    reference_cpu: str = ""      # the CPU kind `reference` was measured on
+    ratios: Mapping[str, float] = field(default_factory=dict)   # every CPU kind's reference
 
 
 @dataclass(frozen=True)
@@ -173,8 +184,10 @@ class GateResult:
         return self.limit is not None and self.ratio > self.limit
 
 
-def load_reference(path: str | os.PathLike) -> tuple[list[GateFigure], float]:
+def load_reference(path: str | os.PathLike, cpu: str | None = None) -> tuple[list[GateFigure], float]:
+    """The gated figures of a reference file, each with its reference for `cpu` (default: this CPU's kind)."""
     path = Path(path)
+    cpu = machine.cpu_kind() if cpu is None else cpu
     try:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
@@ -190,12 +203,16 @@ def load_reference(path: str | os.PathLike) -> tuple[list[GateFigure], float]:
         for key in ("name", "numerator", "denominator"):
             if not isinstance(f.get(key), str):
                 raise ValueError(f"{path}: figure #{i} lacks the text field {key!r}")
-        ratio = f.get("ratio")
-        if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, (int, float))
-                                  or not math.isfinite(ratio) or ratio <= 0):
-            raise ValueError(f"{path}: figure {f['name']!r}: \"ratio\" must be a finite number above 0, "
-                             f"not {ratio!r}")
-        figures.append(GateFigure(f["name"], f["numerator"], f["denominator"], ratio))
+        ratios = f.get("ratios", {})
+        if not isinstance(ratios, dict):
+            raise ValueError(f"{path}: figure {f['name']!r}: \"ratios\" must map CPU kinds to ratios")
+        for kind, ratio in ratios.items():
+            if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(ratio) or ratio <= 0:
+                raise ValueError(f"{path}: figure {f['name']!r}: \"ratios\" for {kind!r} must be a finite number "
+                                 f"above 0, not {ratio!r}")
+        reference_cpu = cpu if cpu in ratios else max(ratios, key=ratios.get, default="")
+        figures.append(GateFigure(f["name"], f["numerator"], f["denominator"], ratios.get(reference_cpu),
+                                  reference_cpu, dict(ratios)))
     if not figures:
         raise ValueError(f"{path}: lists no gated figures")
     return figures, check_threshold(doc.get("threshold", DEFAULT_THRESHOLD), f"{path}: \"threshold\"")
@@ -255,10 +272,17 @@ def run_gate(figures: list[GateFigure], threshold: float,
 
 
 def write_reference(path: str | os.PathLike, figures: list[GateFigure], ratios: dict[str, float],
-                    threshold: float, provenance: dict[str, Any]) -> None:
-    doc = {"threshold": threshold, "provenance": provenance,
+                    threshold: float, cpu: str, provenance: dict[str, Any]) -> None:
+    """Record `ratios` as CPU kind `cpu`'s references, keeping every other CPU's."""
+    path = Path(path)
+    try:
+        old_provenance = json.loads(path.read_text()).get("provenance", {})
+    except (OSError, ValueError, AttributeError):
+        old_provenance = {}
+    doc = {"threshold": threshold,
+           "provenance": {**(old_provenance if isinstance(old_provenance, dict) else {}), cpu: provenance},
            "figures": [{"name": f.name, "numerator": f.numerator, "denominator": f.denominator,
-                        "ratio": round(ratios[f.name], 4)} for f in figures]}
+                        "ratios": {**f.ratios, cpu: round(ratios[f.name], 4)}} for f in figures]}
     tmp = Path(str(path) + ".tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n")
     os.replace(tmp, path)  # atomic: the old reference survives a failed write

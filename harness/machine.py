@@ -30,6 +30,24 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_kind() -> str:
+    """The CPU's model name with its family and model numbers: a VM's model name alone
+    ("AMD EPYC") does not tell one generation from another, and the numbers do."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() in ("cpu family", "model") and name.strip() not in fields:
+                fields[name.strip()] = value.strip()
+            if not line.strip() and fields:
+                break
+    except OSError:
+        pass
+    if not fields:
+        return cpu_model()
+    return f"{cpu_model()} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
+
+
 def memory_bytes() -> int:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

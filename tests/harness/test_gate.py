@@ -26,14 +26,17 @@ def test_thresholds_that_could_never_fail_or_always_fail_are_refused(threshold):
     ("threshold", "NaN", '"threshold" must be a finite number above 1'),
     ("threshold", "Infinity", '"threshold" must be a finite number above 1'),
     ("threshold", "1", '"threshold" must be a finite number above 1'),
-    ("ratio", "NaN", '"ratio" must be a finite number above 0'),
-    ("ratio", "0", '"ratio" must be a finite number above 0'),
-    ("ratio", "-1.5", '"ratio" must be a finite number above 0'),
+    ("ratio", "NaN", '"ratios" for \'a CPU\' must be a finite number above 0'),
+    ("ratio", "0", '"ratios" for \'a CPU\' must be a finite number above 0'),
+    ("ratio", "-1.5", '"ratios" for \'a CPU\' must be a finite number above 0'),
 ])
 def test_reference_values_that_would_let_anything_pass_are_refused(tmp_path, field, value, message):
-    figure = {"name": "x", "numerator": "a", "denominator": "b", "ratio": 1.0}
+    figure = {"name": "x", "numerator": "a", "denominator": "b", "ratios": {"a CPU": 1.0}}
     doc = {"threshold": 1.25, "figures": [figure]}
-    (figure if field == "ratio" else doc)[field] = "@"
+    if field == "ratio":
+        figure["ratios"]["a CPU"] = "@"
+    else:
+        doc[field] = "@"
     path = tmp_path / "reference.json"
     path.write_text(json.dumps(doc).replace('"@"', value))
     with pytest.raises(ValueError, match=message) as err:
@@ -55,8 +58,8 @@ def test_the_gate_fails_on_a_planted_1_5x_slowdown_of_faery_cpu(tmp_path, monkey
     faery = [f for f in figures if f.numerator.startswith("faery/faery/cpu/gaussian-100k")]
     assert faery
     reference = tmp_path / "reference.json"
-    compare.write_reference(reference, faery, compare.measure_ratios(faery), 1.25, {"machine": "this test's"})
-    figures, threshold = compare.load_reference(reference)
+    compare.write_reference(reference, faery, compare.measure_ratios(faery), 1.25, "this CPU", {"commit": "this test's"})
+    figures, threshold = compare.load_reference(reference, cpu="this CPU")
 
     search = Index.search
 
@@ -71,3 +74,18 @@ def test_the_gate_fails_on_a_planted_1_5x_slowdown_of_faery_cpu(tmp_path, monkey
     monkeypatch.setattr(Index, "search", one_and_a_half_times_slower)
     results = compare.run_gate(figures, threshold)
     assert all(r.regressed for r in results), [(r.figure.name, r.ratio, r.limit) for r in results]
+
+
+def test_each_cpu_kind_keeps_its_own_reference_and_an_unknown_one_borrows_the_highest(tmp_path):
+    reference = tmp_path / "reference.json"
+    figure = compare.GateFigure("x", "num", "den", None)
+    compare.write_reference(reference, [figure], {"x": 2.0}, 1.25, "CPU A", {"commit": "c1"})
+    [figure], _ = compare.load_reference(reference, cpu="CPU A")
+    compare.write_reference(reference, [figure], {"x": 3.0}, 1.25, "CPU B", {"commit": "c2"})
+    doc = json.loads(reference.read_text())
+    assert doc["figures"][0]["ratios"] == {"CPU A": 2.0, "CPU B": 3.0}
+    assert set(doc["provenance"]) == {"CPU A", "CPU B"}
+    [on_a], _ = compare.load_reference(reference, cpu="CPU A")
+    [on_new], _ = compare.load_reference(reference, cpu="CPU C")
+    assert (on_a.reference, on_a.reference_cpu) == (2.0, "CPU A")
+    assert (on_new.reference, on_new.reference_cpu) == (3.0, "CPU B")
