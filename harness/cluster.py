@@ -23,7 +23,9 @@ Ray is optional (the `cluster` extra): it is imported only here, and only when a
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 import time
 from collections import deque
 from contextlib import contextmanager
@@ -55,6 +57,25 @@ def require_ray() -> Any:
     except ImportError:
         raise ValueError(f"--ray needs Ray, which is not installed: {INSTALL_HINT}") from None
     return ray
+
+
+@contextmanager
+def _ctrl_c_between_ray_calls() -> Iterator[threading.Event]:
+    """Ctrl-C sets the event instead of raising, so the driver loop stops between Ray calls.
+
+    A KeyboardInterrupt raised inside `ray.wait` or `ray.cancel` can leave Ray's core worker in
+    a state it aborts on ("An unexpected system state has occurred"), which loses the clean
+    exit 130 and the claims' release.  Only the main thread can install the handler.
+    """
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextmanager
@@ -228,25 +249,28 @@ class _Dispatcher:
             else:
                 self.summary.skipped[exp.id] = why
                 bar.update(1)
-        try:
-            while waiting or self.in_flight:
-                waiting = self._dispatch(waiting, bar)
-                if not self.in_flight:
-                    continue
-                ready, _ = self.ray.wait(list(self.in_flight), num_returns=1, timeout=POLL_S)
-                for ref in ready:
-                    retry = self._settle(ref, self.in_flight.pop(ref))
-                    if retry is not None:
-                        waiting.appendleft(retry)
-                    else:
-                        bar.update(1)
-        finally:  # on Ctrl-C or any error: stop what is running, give back every claim; stored rows stay
-            for ref in self.in_flight:
-                self.ray.cancel(ref, force=True)
-            self.in_flight.clear()
-            for exp in list(self.claimed.values()):
-                self._release(exp)
-            bar.close()
+        with _ctrl_c_between_ray_calls() as stop:
+            try:
+                while waiting or self.in_flight:
+                    if stop.is_set():  # only here, between Ray calls: a Ctrl-C inside them can crash Ray's core
+                        raise KeyboardInterrupt
+                    waiting = self._dispatch(waiting, bar)
+                    if not self.in_flight:
+                        continue
+                    ready, _ = self.ray.wait(list(self.in_flight), num_returns=1, timeout=POLL_S)
+                    for ref in ready:
+                        retry = self._settle(ref, self.in_flight.pop(ref))
+                        if retry is not None:
+                            waiting.appendleft(retry)
+                        else:
+                            bar.update(1)
+            finally:  # on Ctrl-C or any error: stop what is running, give back every claim; stored rows stay
+                for ref in self.in_flight:
+                    self.ray.cancel(ref, force=True)
+                self.in_flight.clear()
+                for exp in list(self.claimed.values()):
+                    self._release(exp)
+                bar.close()
         return self.summary
 
     def _nowhere(self, exp: Experiment) -> str | None:
