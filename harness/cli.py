@@ -368,8 +368,9 @@ def gate(reference: Path, threshold: float | None, write_ref: bool) -> None:
     """Regression gate: fail (exit 1) when a gated ratio regressed beyond the threshold."""
     from harness import compare as cmp
 
+    cpu = machine.cpu_kind()
     try:
-        figures, file_threshold = cmp.load_reference(reference)
+        figures, file_threshold = cmp.load_reference(reference, cpu)
         threshold = file_threshold if threshold is None else cmp.check_threshold(threshold, "--threshold")
     except ValueError as exc:
         raise UserError(str(exc)) from None
@@ -378,7 +379,6 @@ def gate(reference: Path, threshold: float | None, write_ref: bool) -> None:
             ok, why = devices.can_run(registry.get(exp_id).backend, registry.get(exp_id).requires)
             if not ok:
                 raise UserError(f"gated figure {f.name}: {exp_id} cannot run here: {why}")
-    cpu = machine.cpu_kind()
     if write_ref:
         cmp.write_reference(reference, figures, cmp.measure_ratios(figures), threshold, cpu,
                             {"commit": machine.git_commit(), "load_average": round(os.getloadavg()[0], 2)})

@@ -20,32 +20,35 @@ LIBRARIES = ("recmine", "numpy", "numba", "llvmlite", "pandas", "seaborn", "clic
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
 
 
-def cpu_model() -> str:
+def _first_cpu() -> dict[str, str]:
+    """The fields /proc/cpuinfo gives for the first processor (empty where there is none)."""
+    fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            if not line.strip():
+                break
+            name, _, value = line.partition(":")
+            fields.setdefault(name.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return fields
+
+
+def _model_name(fields: dict[str, str]) -> str:
+    return fields.get("model name") or platform.processor() or platform.machine()
+
+
+def cpu_model() -> str:
+    return _model_name(_first_cpu())
 
 
 def cpu_kind() -> str:
     """The CPU's model name with its family and model numbers: a VM's model name alone
     ("AMD EPYC") does not tell one generation from another, and the numbers do."""
-    fields: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            name, _, value = line.partition(":")
-            if name.strip() in ("cpu family", "model") and name.strip() not in fields:
-                fields[name.strip()] = value.strip()
-            if not line.strip() and fields:
-                break
-    except OSError:
-        pass
-    if not fields:
-        return cpu_model()
-    return f"{cpu_model()} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
+    fields = _first_cpu()
+    if "cpu family" not in fields and "model" not in fields:
+        return _model_name(fields)
+    return f"{_model_name(fields)} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
 
 
 def memory_bytes() -> int:

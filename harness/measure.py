@@ -91,6 +91,19 @@ def measure(fn: Callable[[], Any], settings: Settings = Settings(),
     return Measurement(samples, out, memory.peak)
 
 
+def interleaved_medians(runs: dict[str, Callable[[], Any]], rounds: int,
+                        timers: dict[str, Timer] | None = None) -> dict[str, float]:
+    """Median seconds of one call of each run over `rounds` rounds, one call of each per round,
+    so a change in the machine's load falls on all of them alike (host clock unless `timers`
+    names a device timer for a run)."""
+    host, timers = HostTimer(), timers or {}
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            samples[name].append(timers.get(name, host).time(run)[0])
+    return {name: float(np.median(s)) for name, s in samples.items()}
+
+
 class PeakMemory:
     """Peak host resident set size of this process inside the `with` block, in bytes (None where unknown).
 

@@ -25,25 +25,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import time
-from typing import Any, Callable
 
 import numpy as np
 
 from harness.cluster import joined
+from harness.measure import interleaved_medians
 from workloads import catalog
-
-
-def _interleaved(variants: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
-    """The median seconds of one call of each variant, timed in alternating rounds."""
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(rounds):
-        for name, call in variants.items():
-            start = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def faery(workload: str, shards: int, batches: list[int], k: int, rounds: int, backend: str) -> list[dict]:
@@ -59,7 +46,7 @@ def faery(workload: str, shards: int, batches: list[int], k: int, rounds: int, b
             want, got = in_process.search(queries, k), on_ray.search(queries, k)  # also the warm-up
             np.testing.assert_array_equal(got[1], want[1])
             np.testing.assert_array_equal(got[0], want[0])
-            median = _interleaved({"in-process": lambda: in_process.search(queries, k),
+            median = interleaved_medians({"in-process": lambda: in_process.search(queries, k),
                                    "ray": lambda: on_ray.search(queries, k)}, rounds)
             added = median["ray"] - median["in-process"]
             rows.append({"benchmark": "faery-sharded", "workload": workload, "shards": shards, "backend": backend,
@@ -88,7 +75,7 @@ def g2miner(workload: str, pattern: str, partitions: list[int], rounds: int, bac
         want, got = local(), ray()  # also the warm-up
         if got != want:
             raise AssertionError(f"{pattern} on {workload}: {got} counted on Ray, {want} in-process")
-        median = _interleaved({"in-process": local, "ray": ray}, rounds)
+        median = interleaved_medians({"in-process": local, "ray": ray}, rounds)
         rows.append({"benchmark": "g2miner-partitioned", "workload": workload, "pattern": pattern,
                      "backend": backend, "partitions": parts, "count": want,
                      "in_process_s": median["in-process"], "ray_s": median["ray"],

@@ -647,6 +647,7 @@ def bench_command(workloads: tuple[str, ...], backend: str, impls: tuple[str, ..
     from devices.timers import timer_for
     from harness.floors import corpus_words, read_floor
     from harness.machine import cpu_model
+    from harness.measure import interleaved_medians
     from workloads import catalog
 
     sizes = _batch_sizes(batches)
@@ -683,7 +684,7 @@ def bench_command(workloads: tuple[str, ...], backend: str, impls: tuple[str, ..
             for name, search in systems.items():
                 check(search(queries, k))  # the warm-up: compilation, caches, memory pools; a wrong answer stops here
             runs = {**{name: (lambda s=search: s(queries, k)) for name, search in systems.items()}, **bounds}
-            times = _interleaved_medians(runs, repeats, {name: timer for name in systems})
+            times = interleaved_medians(runs, repeats, {name: timer for name in systems})
             floor_s = data.corpus.nbytes / gpu_read_rate if gpu_read_rate else times["floor"]
             row = {"workload": workload, "backend": backend, "batch": batch, "k": k, "floor_s": floor_s,
                    **{f"{name}_s": seconds for name, seconds in times.items()},
@@ -760,20 +761,6 @@ def _roofline(data: EmbeddingSet, batch: int, times: dict[str, float]) -> dict[s
     return {"read_gb_s": read_rate / 1e9, "read_gb_s_1_thread": work["bytes_read"] / times["floor 1 thread"] / 1e9,
             "gemm_gflops": flop_rate / 1e9, "roofline_s": roofline_s,
             "faery_over_roofline": times["faery"] / roofline_s, "faery_gflops": work["flops"] / times["faery"] / 1e9}
-
-
-def _interleaved_medians(runs: dict[str, Callable[[], Any]], repeats: int,
-                         timers: dict[str, Any]) -> dict[str, float]:
-    """Median seconds of each run over `repeats` rounds, one call of each per round (host clock
-    unless `timers` names a device timer for it)."""
-    from devices.timers import HostTimer
-
-    host = HostTimer()
-    samples: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            samples[name].append(timers.get(name, host).time(run)[0])
-    return {name: float(np.median(s)) for name, s in samples.items()}
 
 
 # The report's speedup tables pair every other implementation with the Faiss-like baseline on the
