@@ -288,8 +288,9 @@ class ShardReplica:
 
     def _reset_volatile(self) -> None:
         self.cache = HotKeyCache(self.config.cache_capacity)
-        # After a restart nothing is cached, so the DVV must summarise everything held.
-        self.dvv = self.vv.copy()
+        # After a restart nothing is cached, so the DVV must summarise everything held: the
+        # newest timestamps, since rows can run ahead of the vector while their answer waits.
+        self.dvv = self.newest.copy()
         self.peer_seen: dict[int, tuple[int, int]] = {}
         # Per peer, the top of its latest answer: the peer held at least that then, and a
         # vector only grows, so a pull it holds here (long poll) is not answered with rows

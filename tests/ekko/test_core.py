@@ -77,6 +77,28 @@ def test_restart_forgets_cache_but_not_data() -> None:
     assert a.answer(ShardReplica(0, config).pull_for(0)).path == "full"
 
 
+def test_restart_summarises_rows_that_ran_ahead_of_the_vector() -> None:
+    """Rows applied from an answer still waiting for its base are newer than the vector; after a
+    restart (cache empty) no answer may claim them in its top without sending them."""
+    from impls.ekko.core import ShardDelta
+
+    config = ProtocolConfig(n_origins=3, cache_capacity=4)
+    r = ShardReplica(0, config)
+    row = np.ones((1, config.dim), np.float32)
+    early = ShardDelta(0, "full", np.array([7]), np.array([make_version(3, 0)]), row,
+                       np.array([0, 5, 0]), np.array([3, 5, 0]), 0, -1, 1)
+    r.apply(early, 1)   # origin 1 up to 5 is not held yet: the row is stored, the vector waits
+    assert r.vv.tolist() == [0, 0, 0] and r.version_of(7) == make_version(3, 0)
+    r.restart()
+    # Later the base arrives, and a repeat of the row, which is not newer: no cache touch.
+    r.apply(ShardDelta(0, "full", np.array([7]), np.array([make_version(3, 0)]), row,
+                       np.array([0, 0, 0]), np.array([3, 5, 0]), 0, -1, 1), 1)
+    assert r.vv.tolist() == [3, 5, 0]
+    answer = r.answer(ShardReplica(0, config).pull_for(0))
+    assert answer.vv[0] >= 3 and 7 in answer.keys.tolist()
+    assert r.dvv[0] == 3
+
+
 def test_versions_order_by_time_then_origin() -> None:
     assert make_version(5, 1) > make_version(5, 0) > make_version(4, 9)
 
