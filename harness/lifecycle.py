@@ -50,7 +50,7 @@ class Threads:
 
 
 def threads_for(exp: Experiment) -> Threads:
-    wanted = exp.p.get("threads", default_threads())
+    wanted = exp.params.get("threads", default_threads())
     if isinstance(wanted, bool) or not isinstance(wanted, int) or wanted < 1:
         raise ValueError(f"{exp.id}: the threads parameter must be a positive integer, not {wanted!r}")
     import numba
@@ -119,7 +119,7 @@ def open_trial(exp: Experiment) -> Iterator[OpenTrial]:
         raise BackendUnavailable(f"{exp.id} cannot run here: {why}")
     threads = threads_for(exp)
     with pinned(threads):
-        trial = exp.build(catalog.load(exp.workload), exp.p)
+        trial = exp.build(catalog.load(exp.workload), exp.params)
     try:
         yield OpenTrial(exp, trial, threads, timer_for(exp.backend))
     finally:

@@ -54,7 +54,7 @@ def model_seconds(exp: Experiment, tier: str) -> float:
     repeats = 1.0 if tier == "quick" else FULL_TIER_REPEATS
     if "edges" in size:
         return repeats * (GRAPH_S + GRAPH_S_PER_EDGE.get(exp.impl, GRAPH_S_PER_EDGE["g2miner"]) * size["edges"])
-    if exp.p.get("scenario") == "server":
+    if exp.params.get("scenario") == "server":
         return SERVER_SCENARIO_S
     return repeats * (EMBEDDING_S[0] + EMBEDDING_S[1] * gb)
 

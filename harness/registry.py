@@ -47,7 +47,7 @@ class Experiment:
     impl: str
     backend: str
     workload: str
-    params: tuple[tuple[str, Any], ...]
+    param_items: tuple[tuple[str, Any], ...]   # sorted (name, value) pairs: hashable, and the id's order
     build: Callable[[Any, dict[str, Any]], Trial] = field(repr=False, compare=False)
     kind: str = "measured"
     tiers: frozenset[str] = frozenset({"quick", "full"})
@@ -60,18 +60,19 @@ class Experiment:
             raise ValueError(f"experiment {self.id}: kind must be one of {KINDS}")
 
     @property
-    def p(self) -> dict[str, Any]:
-        return dict(self.params)
+    def params(self) -> dict[str, Any]:
+        """The experiment's parameters by name (what its builder receives)."""
+        return dict(self.param_items)
 
     @property
     def id(self) -> str:
-        params = ",".join(f"{k}={v}" for k, v in self.params)
+        params = ",".join(f"{k}={v}" for k, v in self.param_items)
         return f"{self.system}/{self.impl}/{self.backend}/{self.workload}" + (f"/{params}" if params else "")
 
     def fields(self) -> dict[str, Any]:
         """The fields a claim selector matches on: the dimensions plus the parameters."""
         return {"system": self.system, "impl": self.impl, "backend": self.backend,
-                "workload": self.workload, "kind": self.kind, **self.p}
+                "workload": self.workload, "kind": self.kind, **self.params}
 
 
 def experiment(system: str, impl: str, backend: str, workload: str,

@@ -109,7 +109,7 @@ class Session:
                         "device": device_name(exp)}
         return self.store.add(
             run_id=self.run_id, experiment_id=exp.id, system=exp.system, impl=exp.impl, backend=exp.backend,
-            workload=exp.workload, params=exp.p, kind=exp.kind, tier=self.tier,
+            workload=exp.workload, params=exp.params, kind=exp.kind, tier=self.tier,
             status="ok" if error is None else "failed", error=error,
             value=None if outcome is None else outcome.value,
             samples=[] if outcome is None else outcome.samples,

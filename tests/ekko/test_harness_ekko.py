@@ -16,10 +16,10 @@ def test_quick_tier_covers_every_claimed_metric() -> None:
     impls = {e.impl for e in exps}
     assert {"ekko", "adam_push", "checkpoint_broadcast", "ekko-no-cache", "ekko-dissemination"} <= impls
     assert all(e.kind == "simulated" for e in exps)
-    assert {e.p.get("dcs") for e in exps if e.impl == "adam_push"} >= {1, 10}
-    loads = {(e.impl, e.p.get("offered_load")) for e in exps if e.p.get("dcs") == 10 and e.impl in ("ekko", "adam_push")}
+    assert {e.params.get("dcs") for e in exps if e.impl == "adam_push"} >= {1, 10}
+    loads = {(e.impl, e.params.get("offered_load")) for e in exps if e.params.get("dcs") == 10 and e.impl in ("ekko", "adam_push")}
     assert {(i, f) for i in ("ekko", "adam_push") for f in (0.1, 0.5, 0.9, 1.5)} <= loads
-    assert {e.p.get("latency") for e in exps if e.impl == "ekko"} >= {"uniform:50", "geo"}
+    assert {e.params.get("latency") for e in exps if e.impl == "ekko"} >= {"uniform:50", "geo"}
 
 
 @pytest.mark.parametrize("selector", [

@@ -71,7 +71,7 @@ def test_bandwidth_matched_design_has_the_asked_bandwidth() -> None:
 
 
 def test_plots_name_fields_the_experiments_have() -> None:
-    params = set().union(*(e.p.keys() for e in faery.experiments())) | {"impl", "backend", "workload", "k"}
+    params = set().union(*(e.params.keys() for e in faery.experiments())) | {"impl", "backend", "workload", "k"}
     for spec in faery.PLOTS:
         for axis in ("x", "hue"):
             assert spec[axis].startswith("size.") or spec[axis] in params, spec

@@ -175,12 +175,12 @@ def test_harness_runs_and_checks_the_quick_baseline_experiments() -> None:
 
     quick = [e for e in registry.experiments(system="g2miner", tier="quick")
              if e.impl not in ("adjacency-floor", "plain-triangles")]  # the gate's machine references
-    assert {e.p["problem"] for e in quick} == {"TC", "4-CL", "5-CL", "4-cycle", "diamond", "3-MC", "4-MC", "3-FSM"}
+    assert {e.params["problem"] for e in quick} == {"TC", "4-CL", "5-CL", "4-cycle", "diamond", "3-MC", "4-MC", "3-FSM"}
     assert {(e.impl, e.backend) for e in quick} == {("g2miner", "cpu"), ("g2miner", "opencl"), ("g2miner", "gpu"),
                                                     ("pangolin_bfs", "cpu"), ("pangolin_bfs", "gpu")}
-    assert all(e.p.get("gpus") == 1 for e in quick if e.impl == "g2miner" and e.backend == "gpu")
+    assert all(e.params.get("gpus") == 1 for e in quick if e.impl == "g2miner" and e.backend == "gpu")
     for exp in (e for e in quick if e.impl == "pangolin_bfs" and e.backend == "cpu"):
-        trial = exp.build(catalog.load(exp.workload), exp.p)
+        trial = exp.build(catalog.load(exp.workload), exp.params)
         result = trial.run()
         trial.check(result)
         metrics = trial.metrics(result)
