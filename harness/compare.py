@@ -5,10 +5,15 @@ between runs and the two runs' samples are told apart (asv's rule: a factor plus
 test).  The within-run test alone cannot see a machine-state shift between runs:
 two runs of one commit minutes apart differ by more than their own spreads suggest.
 
-- The noise factor F of an experiment is its run-to-run spread on this machine:
-  exp(3 sigma) of the log medians of its earlier runs (sigma from the median absolute
-  deviation, robust to an odd slow run), never below MIN_FACTOR.  With fewer than
-  three earlier runs, F = MIN_FACTOR.
+- The noise factor F of an experiment is its run-to-run spread on this machine, the
+  larger of two estimates, never below MIN_FACTOR:
+  - within the two runs: each times its experiment in several trial setups (the data
+    copied afresh, the trial rebuilt and warmed up again; `harness.measure.Settings`), as
+    pyperf times in several processes.  sigma is the pooled spread of the setups' log
+    medians about their run's mean; a run's median pools two setups or more, so two runs'
+    medians differ by about sigma, and F = exp(3 sigma);
+  - from history: exp(3 sigma) of the log medians of its earlier runs (sigma from the
+    median absolute deviation, robust to an odd slow run), once it has three or more.
 - Significant: the ratio of medians is above F or below 1/F, and the samples are told
   apart: a Mann-Whitney U test at p < ALPHA when both runs have at least 4 samples
   (fewer cannot reach it), otherwise every sample of one run beyond every sample of the other.
@@ -80,6 +85,19 @@ def noise_factor(earlier_medians: list[float]) -> float:
     return max(MIN_FACTOR, math.exp(3 * sigma))
 
 
+def setup_noise_factor(rows: list[Row]) -> float:
+    """exp(3 sigma), sigma the pooled spread of each run's trial setups' log medians about that run's mean
+    (1.0 where no run has two setups)."""
+    squares, freedom = 0.0, 0
+    for row in rows:
+        logs = [math.log(m) for m in (row.get("stats") or {}).get("setup_medians", []) if m and m > 0]
+        if len(logs) >= 2:
+            mean = sum(logs) / len(logs)
+            squares += sum((x - mean) ** 2 for x in logs)
+            freedom += len(logs) - 1
+    return math.exp(3 * math.sqrt(squares / freedom)) if freedom else 1.0
+
+
 def told_apart(a: list[float], b: list[float]) -> bool:
     """Whether two runs' samples differ: Mann-Whitney when both have 4 or more, else full separation."""
     if min(len(a), len(b)) >= 4:
@@ -140,8 +158,9 @@ def compare(before: dict[str, Row], after: dict[str, Row], store: Store | None =
         if not a["value"] or not b["value"]:
             continue
         earlier = [] if store is None else earlier_medians(store, a, exclude={a["run_id"], b["run_id"]})
+        factor = max(noise_factor(earlier), setup_noise_factor([a, b]))
         changes.append(Change(exp_id, a["value"], b["value"], mann_whitney_p(a["samples"], b["samples"]),
-                              timed=a["kind"] == "measured", factor=noise_factor(earlier),
+                              timed=a["kind"] == "measured", factor=factor,
                               distinct=told_apart(a["samples"], b["samples"])))
     return changes
 
@@ -230,25 +249,40 @@ def check_threshold(value: Any, where: str) -> float:
     return float(value)
 
 
-def measure_ratios(figures: list[GateFigure], pairs: int = 15, min_time_s: float = 1.0) -> dict[str, float]:
-    """Each figure's ratio: the median over interleaved (numerator, denominator) timings.
+def measure_ratios(figures: list[GateFigure], setups: int = 5, pairs: int = 9,
+                   min_time_s: float = 0.25) -> dict[str, float]:
+    """Each figure's ratio: the median over `setups` trial setups of the median of interleaved pairs.
 
-    Timing the two sides back to back, pair after pair, and taking the median of the
-    per-pair ratios cancels slow drifts in the machine's load that would bias two
-    separate measurements.
+    Within a setup the two sides are timed back to back, pair after pair, so a slow drift in
+    the machine's load falls on both.  What stays fixed within one setup moves between setups:
+    where the data lands in memory, and what a neighbour on a shared machine holds in the
+    last-level cache.  On a 2-core cloud VM one setup's ratio sat up to 30% from another's of
+    the same code, so each setup loads fresh copies of the data and builds both sides anew,
+    and the median of the setups is the figure.
     """
     out = {}
     for f in figures:
-        with open_trial(registry.get(f.numerator)) as num, open_trial(registry.get(f.denominator)) as den:
-            for side in (num, den):
-                _, result = side.timed_call()  # warm-up: compilation and caches stay out of the ratio
-                side.check(result)  # a fast wrong answer must not pass the gate
-            ratios: list[float] = []
-            began = time.perf_counter()
-            while len(ratios) < pairs or time.perf_counter() - began < min_time_s:
-                ratios.append(num.timed_call()[0] / den.timed_call()[0])
-        out[f.name] = statistics.median(ratios)
+        per_setup = []
+        for _ in range(setups):
+            with open_trial(registry.get(f.numerator), fresh_data=True) as num, \
+                    open_trial(registry.get(f.denominator), fresh_data=True) as den:
+                for side in (num, den):
+                    _, result = side.timed_call()  # warm-up: compilation and caches stay out of the ratio
+                    side.check(result)  # a fast wrong answer must not pass the gate
+                ratios: list[float] = []
+                began = time.perf_counter()
+                while len(ratios) < pairs or time.perf_counter() - began < min_time_s:
+                    ratios.append(num.timed_call()[0] / den.timed_call()[0])
+            per_setup.append(statistics.median(ratios))
+        out[f.name] = statistics.median(per_setup)
     return out
+
+
+def reference_ratios(figures: list[GateFigure], rounds: int = 3) -> dict[str, float]:
+    """The ratios to record as a reference: each figure's median over `rounds` measurements, so a
+    reference is not written at one end of the figure's spread."""
+    measured = [measure_ratios(figures) for _ in range(rounds)]
+    return {f.name: statistics.median(m[f.name] for m in measured) for f in figures}
 
 
 def gate(figures: list[GateFigure], ratios: dict[str, float], threshold: float) -> list[GateResult]:

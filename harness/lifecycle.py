@@ -15,6 +15,7 @@ with every result.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import os
 import signal
@@ -112,14 +113,20 @@ class OpenTrial:
 
 
 @contextlib.contextmanager
-def open_trial(exp: Experiment) -> Iterator[OpenTrial]:
-    """Probe the backend, load the workload, build the trial under the pinned pools; tear down on exit."""
+def open_trial(exp: Experiment, fresh_data: bool = False) -> Iterator[OpenTrial]:
+    """Probe the backend, load the workload, build the trial under the pinned pools; tear down on exit.
+
+    With `fresh_data`, the trial is built on a copy of the loaded workload, in memory of its own
+    (the loaded one is cached for the experiments that follow)."""
     ok, why = devices.can_run(exp.backend, exp.requires)
     if not ok:
         raise BackendUnavailable(f"{exp.id} cannot run here: {why}")
     threads = threads_for(exp)
+    data = catalog.load(exp.workload)
+    if fresh_data:
+        data = copy.deepcopy(data)
     with pinned(threads):
-        trial = exp.build(catalog.load(exp.workload), exp.params)
+        trial = exp.build(data, exp.params)
     try:
         yield OpenTrial(exp, trial, threads, timer_for(exp.backend))
     finally:

@@ -19,21 +19,43 @@ from devices.timers import HostTimer, Timer
 
 @dataclass(frozen=True)
 class Settings:
+    """How an experiment is timed.
+
+    The repeats are shared out over `setups` trial setups (the trial built again, on a fresh
+    copy of its data, and warmed up again), as pyperf spreads its runs over several
+    processes: data placed afresh and a rebuilt index move a figure between processes more
+    than between repeats, and the spread of the setups' medians lets `compare` tell such a
+    shift from a change.
+    """
+
     warmup: int = 1
     min_repeats: int = 5
     min_time_s: float = 0.2
     max_repeats: int = 1000
     max_time_s: float = 30.0   # stop after this much timed work even below min_repeats (slow experiments)
+    setups: int = 2
+
+    def __post_init__(self) -> None:
+        if self.setups < 1:
+            raise ValueError(f"setups must be at least 1, not {self.setups}")
 
     @classmethod
     def for_tier(cls, tier: str) -> "Settings":
-        return cls(min_repeats=3, min_time_s=0.1, max_time_s=5.0) if tier == "quick" else cls()
+        return cls(min_repeats=4, min_time_s=0.1, max_time_s=5.0) if tier == "quick" else cls()
 
     def with_repeats(self, repeats: int | None) -> "Settings":
-        """These settings, or exactly `repeats` timed runs after one warm-up (for experiments of minutes)."""
+        """These settings, or exactly `repeats` timed runs after one warm-up, in one setup (for experiments
+        of minutes, where a second setup would double the cost)."""
         if repeats is None:
             return self
-        return Settings(warmup=1, min_repeats=repeats, min_time_s=0.0, max_repeats=repeats, max_time_s=float("inf"))
+        return Settings(warmup=1, min_repeats=repeats, min_time_s=0.0, max_repeats=repeats, max_time_s=float("inf"),
+                        setups=1)
+
+    def per_setup(self) -> "Settings":
+        """The share of one setup: the minima and maxima divided over the setups, each with its own warm-up."""
+        share = lambda n: -(-n // self.setups)  # noqa: E731  (ceiling division)
+        return Settings(warmup=self.warmup, min_repeats=share(self.min_repeats), min_time_s=self.min_time_s / self.setups,
+                        max_repeats=share(self.max_repeats), max_time_s=self.max_time_s / self.setups, setups=1)
 
 
 @dataclass
@@ -41,6 +63,14 @@ class Measurement:
     samples: list[float]
     result: Any = field(repr=False, default=None)
     peak_memory_bytes: int | None = None
+    setup_medians: list[float] = field(default_factory=list)   # one per trial setup, where there were several
+
+    @classmethod
+    def of_setups(cls, setups: list["Measurement"]) -> "Measurement":
+        """The setups' samples pooled; the last setup's result, the highest peak, and each setup's median."""
+        peaks = [m.peak_memory_bytes for m in setups if m.peak_memory_bytes is not None]
+        return cls([t for m in setups for t in m.samples], setups[-1].result, max(peaks) if peaks else None,
+                   [m.median for m in setups] if len(setups) > 1 else [])
 
     @property
     def median(self) -> float:
@@ -63,10 +93,13 @@ class Measurement:
         """pyperf's rule of thumb: a spread above 10% of the median makes the figure doubtful."""
         return self.median > 0 and self.iqr / self.median > 0.10
 
-    def stats(self) -> dict[str, float]:
-        return {"median": self.median, "q1": self.q1, "q3": self.q3, "iqr": self.iqr,
-                "min": float(min(self.samples)), "max": float(max(self.samples)), "n": len(self.samples),
-                "unstable": self.unstable}
+    def stats(self) -> dict[str, Any]:
+        stats = {"median": self.median, "q1": self.q1, "q3": self.q3, "iqr": self.iqr,
+                 "min": float(min(self.samples)), "max": float(max(self.samples)), "n": len(self.samples),
+                 "unstable": self.unstable}
+        if self.setup_medians:
+            stats["setup_medians"] = self.setup_medians
+        return stats
 
 
 def measure(fn: Callable[[], Any], settings: Settings = Settings(),

@@ -12,7 +12,7 @@ from typing import Any, Iterable
 import devices
 from harness import machine
 from harness.lifecycle import ctrl_c_stops_at_once, interrupted, open_trial
-from harness.measure import Settings, measure
+from harness.measure import Measurement, Settings, measure
 from harness.registry import Experiment
 from harness.store import ALREADY_STORED, Store
 
@@ -31,12 +31,22 @@ class Outcome:
 
 
 def run(exp: Experiment, settings: Settings = Settings(), check: bool = True) -> Outcome:
-    """Run one experiment through the trial lifecycle; raises on a failed check or an unavailable backend."""
+    """Run one experiment through the trial lifecycle; raises on a failed check or an unavailable backend.
+
+    A measured experiment is timed in `settings.setups` trial setups, each on a fresh copy
+    of the data but the last (see `Settings`); the last setup's result is checked and gives the metrics.
+    """
+    settings = settings.with_repeats(exp.repeats)
+    fresh: list[Measurement] = []
+    if exp.kind == "measured":
+        for _ in range(settings.setups - 1):
+            with open_trial(exp, fresh_data=True) as opened, opened.pinned():
+                fresh.append(measure(opened.trial.run, settings.per_setup(), opened.timer))
     with open_trial(exp) as opened:
         trial = opened.trial
         with opened.pinned():
             if exp.kind == "measured":
-                m = measure(trial.run, settings.with_repeats(exp.repeats), opened.timer)
+                m = Measurement.of_setups([*fresh, measure(trial.run, settings.per_setup(), opened.timer)])
                 result, value, samples, stats, peak = m.result, m.median, m.samples, m.stats(), m.peak_memory_bytes
                 metrics = {"time_s": value}
             else:

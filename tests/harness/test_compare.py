@@ -9,10 +9,11 @@ from harness import compare
 from harness.store import Row, Store
 
 
-def _row(exp_id: str, run_id: str, samples, kind: str = "measured") -> Row:
+def _row(exp_id: str, run_id: str, samples, kind: str = "measured", setup_medians=()) -> Row:
     samples = [float(s) for s in samples]
     return Row({"experiment_id": exp_id, "run_id": run_id, "machine_id": "m", "kind": kind,
-                "samples": samples, "value": float(np.median(samples)) if samples else None})
+                "samples": samples, "value": float(np.median(samples)) if samples else None,
+                "stats": {"setup_medians": [float(m) for m in setup_medians]}})
 
 
 def _runs(rng: np.random.Generator, experiments: int, repeats: int, slowdown: float = 1.0, shift: float = 0.08):
@@ -58,3 +59,31 @@ def test_deterministic_figures_change_by_any_five_percent():
     (changed,) = compare.compare({"m": _row("m", "r1", [1.0], "modelled")}, {"m": _row("m", "r2", [1.06], "modelled")})
     (same,) = compare.compare({"m": _row("m", "r1", [1.0], "modelled")}, {"m": _row("m", "r2", [1.04], "modelled")})
     assert changed.significant and not same.significant
+
+
+def _setup_runs(rng: np.random.Generator, experiments: int, slowdown: float = 1.0):
+    """Two runs, each timing every experiment in two trial setups of 2 repeats.  Each setup lands on its own
+    level (fresh memory, a rebuilt trial): 2% for most experiments, 20% for one in five (short, memory-bound
+    ones), the process-level noise a within-run test cannot see.  Run 2 is `slowdown` times slower."""
+    before, after = {}, {}
+    for i in range(experiments):
+        base, spread = 10 ** rng.uniform(-4, 0), 0.2 if i % 5 == 0 else 0.02
+        for run, rows, factor in (("r1", before, 1.0), ("r2", after, slowdown)):
+            setups = [base * factor * rng.lognormal(0, spread) * rng.lognormal(0, 0.01, 2) for _ in range(2)]
+            rows[f"e{i}"] = _row(f"e{i}", run, np.concatenate(setups), setup_medians=[np.median(s) for s in setups])
+    return before, after
+
+
+def test_the_spread_of_trial_setups_sets_the_factor_when_there_is_no_history():
+    rng = np.random.default_rng(2026120202)  # a fixed seed: these are the rule's inputs, not a kernel's
+    before, after = _setup_runs(rng, 200)
+    same = compare.compare(before, after)
+    assert sum(c.significant for c in same) <= len(same) / 20
+    noisy = [c for c in same if int(c.experiment_id[1:]) % 5 == 0]
+    assert np.median([c.factor for c in noisy]) > 1.3   # a noisy experiment's setups say so
+    pooled_only = [{e: _row(e, r["run_id"], r["samples"]) for e, r in rows.items()} for rows in (before, after)]
+    # The default factor alone calls more of the setups' shifts significant.
+    assert sum(c.significant for c in compare.compare(*pooled_only)) > sum(c.significant for c in same)
+    slower = compare.compare(*_setup_runs(rng, 200, slowdown=1.5))
+    quiet = [c for c in slower if int(c.experiment_id[1:]) % 5]
+    assert all(c.label == "slower" for c in quiet)
