@@ -380,7 +380,7 @@ def gate(reference: Path, threshold: float | None, write_ref: bool) -> None:
             if not ok:
                 raise UserError(f"gated figure {f.name}: {exp_id} cannot run here: {why}")
     if write_ref:
-        cmp.write_reference(reference, figures, cmp.measure_ratios(figures), threshold, cpu,
+        cmp.write_reference(reference, figures, cmp.reference_ratios(figures), threshold, cpu,
                             {"commit": machine.git_commit(), "load_average": round(os.getloadavg()[0], 2)})
         click.echo(f"wrote {reference}: the references for {cpu}")
         return

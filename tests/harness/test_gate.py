@@ -51,15 +51,17 @@ def test_reference_values_that_would_let_anything_pass_are_refused(tmp_path, fie
 def test_the_shipped_reference_is_valid_and_gates_only_like_for_like():
     figures, threshold = compare.load_reference(REFERENCE)
     assert threshold > 1 and all(f.reference is not None for f in figures)
-    for f in figures:  # a numba kernel over a numba floor: never a BLAS call against a numba kernel
-        assert "floor" in f.denominator and f.numerator.split("/")[2] == f.denominator.split("/")[2] == "cpu"
+    plain_numba = {"read-floor", "score-scan", "adjacency-floor", "plain-triangles"}  # harness.floors' kernels
+    for f in figures:  # a numba kernel over a plain numba kernel: never a BLAS call against a numba kernel
+        assert f.denominator.split("/")[1] in plain_numba
+        assert f.numerator.split("/")[2] == f.denominator.split("/")[2] == "cpu"
 
 
 def test_the_gate_fails_on_a_planted_2x_slowdown_of_faery_cpu(tmp_path, monkeypatch):
     from impls.faery.index import Index
 
     figures, _ = compare.load_reference(REFERENCE)
-    faery = [f for f in figures if f.numerator.startswith("faery/faery/cpu/gaussian-100k")]
+    faery = [f for f in figures if f.numerator.startswith("faery/faery/cpu/")]
     assert faery
     reference = tmp_path / "reference.json"
     compare.write_reference(reference, faery, compare.measure_ratios(faery), 1.25, "this CPU", {"commit": "this test's"})
