@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from harness import machine, registry
-from harness.lifecycle import open_trial
+from harness.lifecycle import fresh_workload, open_trial
 from harness.store import Row, Store
 
 MIN_EFFECT = 0.05          # deterministic (modelled, simulated) figures: a 5% change is a change
@@ -262,10 +262,12 @@ def measure_ratios(figures: list[GateFigure], setups: int = 5, pairs: int = 9,
     """
     out = {}
     for f in figures:
+        numerator, denominator = registry.get(f.numerator), registry.get(f.denominator)
         per_setup = []
         for _ in range(setups):
-            with open_trial(registry.get(f.numerator), fresh_data=True) as num, \
-                    open_trial(registry.get(f.denominator), fresh_data=True) as den:
+            data = fresh_workload(numerator.workload)  # one copy for both sides: they read the same bytes
+            other = data if denominator.workload == numerator.workload else fresh_workload(denominator.workload)
+            with open_trial(numerator, data) as num, open_trial(denominator, other) as den:
                 for side in (num, den):
                     _, result = side.timed_call()  # warm-up: compilation and caches stay out of the ratio
                     side.check(result)  # a fast wrong answer must not pass the gate

@@ -112,19 +112,22 @@ class OpenTrial:
                 self.trial.check(result)
 
 
+def fresh_workload(name: str) -> Any:
+    """A copy of a loaded workload in memory of its own (the loaded one stays cached for the
+    experiments that follow): a new trial setup places its data afresh."""
+    return copy.deepcopy(catalog.load(name))
+
+
 @contextlib.contextmanager
-def open_trial(exp: Experiment, fresh_data: bool = False) -> Iterator[OpenTrial]:
+def open_trial(exp: Experiment, data: Any = None) -> Iterator[OpenTrial]:
     """Probe the backend, load the workload, build the trial under the pinned pools; tear down on exit.
 
-    With `fresh_data`, the trial is built on a copy of the loaded workload, in memory of its own
-    (the loaded one is cached for the experiments that follow)."""
+    `data` is the workload to build on (default: the loaded one; see `fresh_workload`)."""
     ok, why = devices.can_run(exp.backend, exp.requires)
     if not ok:
         raise BackendUnavailable(f"{exp.id} cannot run here: {why}")
     threads = threads_for(exp)
-    data = catalog.load(exp.workload)
-    if fresh_data:
-        data = copy.deepcopy(data)
+    data = catalog.load(exp.workload) if data is None else data
     with pinned(threads):
         trial = exp.build(data, exp.params)
     try:

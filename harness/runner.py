@@ -11,7 +11,7 @@ from typing import Any, Iterable
 
 import devices
 from harness import machine
-from harness.lifecycle import ctrl_c_stops_at_once, interrupted, open_trial
+from harness.lifecycle import ctrl_c_stops_at_once, fresh_workload, interrupted, open_trial
 from harness.measure import Measurement, Settings, measure
 from harness.registry import Experiment
 from harness.store import ALREADY_STORED, Store
@@ -40,7 +40,7 @@ def run(exp: Experiment, settings: Settings = Settings(), check: bool = True) ->
     fresh: list[Measurement] = []
     if exp.kind == "measured":
         for _ in range(settings.setups - 1):
-            with open_trial(exp, fresh_data=True) as opened, opened.pinned():
+            with open_trial(exp, fresh_workload(exp.workload)) as opened, opened.pinned():
                 fresh.append(measure(opened.trial.run, settings.per_setup(), opened.timer))
     with open_trial(exp) as opened:
         trial = opened.trial
