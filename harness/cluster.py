@@ -119,10 +119,10 @@ def _census(needs: list[tuple[str, tuple[str, ...]]]) -> dict[str, Any]:
 def _measure(experiment_id: str, settings: Settings, debug: bool) -> dict[str, Any]:
     """Run one experiment on this node through the single-machine path; the row's figures and provenance."""
     from harness import machine, registry
-    from harness.runner import _run_or_error, device_name
+    from harness.runner import device_name, or_error, run
 
     exp = registry.get(experiment_id)
-    outcome = _run_or_error(exp, settings, debug)
+    outcome = or_error(lambda: run(exp, settings), debug)
     node = {"machine_id": machine.machine_id(), "machine": machine.machine(), "versions": machine.library_versions(),
             "device": device_name(exp)}
     if isinstance(outcome, str):

@@ -7,7 +7,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 import devices
 from harness import machine
@@ -15,6 +15,8 @@ from harness.lifecycle import ctrl_c_stops_at_once, fresh_workload, interrupted,
 from harness.measure import Measurement, Settings, measure
 from harness.registry import Experiment
 from harness.store import ALREADY_STORED, Store
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -30,18 +32,29 @@ class Outcome:
     result: Any = field(default=None, repr=False)
 
 
-def run(exp: Experiment, settings: Settings = Settings(), check: bool = True) -> Outcome:
+def earlier_setup(exp: Experiment, settings: Settings = Settings()) -> Measurement:
+    """One of a measured experiment's earlier setups: the trial built on a fresh copy of its data, warmed
+    and timed for its share of the repeats (`Settings.per_setup`); no result is kept or checked."""
+    with open_trial(exp, fresh_workload(exp.workload)) as opened, opened.pinned():
+        m = measure(opened.trial.run, settings.with_repeats(exp.repeats).per_setup(), opened.timer)
+    m.result = None  # only the last setup's result is checked and kept
+    return m
+
+
+def run(exp: Experiment, settings: Settings = Settings(), check: bool = True,
+        earlier: list[Measurement] | None = None) -> Outcome:
     """Run one experiment through the trial lifecycle; raises on a failed check or an unavailable backend.
 
     A measured experiment is timed in `settings.setups` trial setups, each on a fresh copy
     of the data but the last (see `Settings`); the last setup's result is checked and gives the metrics.
+    `earlier` are setups already measured (`earlier_setup`, as `run_all` does in a round of its own);
+    by default they are measured here, just before the last.
     """
     settings = settings.with_repeats(exp.repeats)
     fresh: list[Measurement] = []
     if exp.kind == "measured":
-        for _ in range(settings.setups - 1):
-            with open_trial(exp, fresh_workload(exp.workload)) as opened, opened.pinned():
-                fresh.append(measure(opened.trial.run, settings.per_setup(), opened.timer))
+        fresh = list(earlier) if earlier is not None else \
+            [earlier_setup(exp, settings) for _ in range(settings.setups - 1)]
     with open_trial(exp) as opened:
         trial = opened.trial
         with opened.pinned():
@@ -151,27 +164,63 @@ def progress_bar(exps: "Iterable[Experiment] | int", progress: bool = True) -> A
 
 def run_all(session: Session, exps: Iterable[Experiment], settings: Settings, force: bool = False,
             progress: bool = True, debug: bool = False) -> Summary:
-    """Run experiments in order, storing each result as it completes; resumable."""
-    exps = list(exps)
+    """Run experiments, storing each result as it completes; resumable.
+
+    The setups of a measured experiment are spread over the run, as asv spreads its rounds:
+    first a round of every experiment's earlier setups, then a round that measures each last
+    setup, checks it and stores the row.  A spell of a slow machine (a busy neighbour on a
+    shared host) then falls on one setup of an experiment, not on all of them, and widens its
+    setups' spread (what `compare` reads as noise) instead of moving the whole figure.
+    """
     summary = Summary()
     interactive = sys.stderr.isatty()
-    bar = progress_bar(exps, progress)
-    for exp in bar:
-        if interactive:
-            bar.set_postfix_str(exp.id[-60:], refresh=False)
+    runnable = []
+    for exp in exps:
         ok, why = devices.can_run(exp.backend, exp.requires)
-        if not ok:
+        if ok:
+            runnable.append(exp)
+        else:
             summary.skipped[exp.id] = why
-            continue
+    rounds = {exp.id: settings.with_repeats(exp.repeats).setups - 1 if exp.kind == "measured" else 0
+              for exp in runnable}
+    bar = progress_bar(sum(rounds.values()) + len(runnable), progress)
+    earlier: dict[str, list[Measurement] | str] = {}  # per claimed experiment: its setups so far, or its error
+    held: list[Experiment] = []  # claimed, not yet released
+
+    def claim(exp: Experiment) -> bool:
+        """Claim `exp` just before it is first measured; False (and why, in the summary) if not ours to measure."""
         busy = session.claim(exp, force)
-        if busy == ALREADY_STORED:
+        if busy is None:
+            earlier[exp.id] = []
+            held.append(exp)
+        elif busy == ALREADY_STORED:
             summary.resumed.append(exp.id)
-            continue
-        if busy is not None:
+        else:
             summary.skipped[exp.id] = busy
-            continue
-        try:
-            outcome = _run_or_error(exp, settings, debug)
+        bar.update(0 if busy is None else rounds[exp.id] + 1)
+        return busy is None
+
+    def show(what: str) -> None:
+        if interactive:
+            bar.set_postfix_str(what[-60:], refresh=False)
+
+    try:
+        for round_number in range(max(rounds.values(), default=0)):
+            for exp in runnable:
+                if rounds[exp.id] <= round_number or not (exp.id in earlier or (round_number == 0 and claim(exp))):
+                    continue
+                if isinstance(earlier[exp.id], list):
+                    show(f"setup {round_number + 1}: {exp.id}")
+                    m = or_error(lambda: earlier_setup(exp, settings), debug)
+                    earlier[exp.id] = m if isinstance(m, str) else [*earlier[exp.id], m]
+                bar.update(1)
+        for exp in runnable:
+            if exp.id not in earlier and (rounds[exp.id] > 0 or not claim(exp)):
+                continue  # not ours: already stored, or another run's
+            show(exp.id)
+            before = earlier[exp.id]
+            outcome = before if isinstance(before, str) else \
+                or_error(lambda: run(exp, settings, earlier=before if exp.kind == "measured" else None), debug)
             if isinstance(outcome, str):
                 session.record(exp, error=outcome)
                 summary.failed[exp.id] = outcome
@@ -180,16 +229,21 @@ def run_all(session: Session, exps: Iterable[Experiment], settings: Settings, fo
                 summary.measured.append(exp.id)
                 if outcome.stats.get("unstable"):
                     summary.unstable.append(exp.id)
-        finally:  # on Ctrl-C too: nothing is stored for the interrupted experiment, and its claim goes
             session.release(exp)
+            held.remove(exp)
+            bar.update(1)
+    finally:  # on Ctrl-C too: nothing is stored for an interrupted experiment, and its claim goes
+        for exp in held:
+            session.release(exp)
+        bar.close()
     return summary
 
 
-def _run_or_error(exp: Experiment, settings: Settings, debug: bool) -> Outcome | str:
-    """The experiment's outcome, or its error as one line; a Ctrl-C (even one numba wrapped) propagates."""
+def or_error(work: Callable[[], T], debug: bool) -> T | str:
+    """What `work` returns, or its error as one line; a Ctrl-C (even one numba wrapped) propagates."""
     try:
         with ctrl_c_stops_at_once():
-            return run(exp, settings)
+            return work()
     except Exception as exc:
         if interrupted(exc):
             raise KeyboardInterrupt from exc

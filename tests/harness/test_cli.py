@@ -1,5 +1,6 @@
 """The recmine command line, end to end on the CPU top-K slice."""
 
+import functools
 import html
 import json
 import subprocess
@@ -95,10 +96,12 @@ class VirtualClock:
 
 def test_gate_passes_on_its_reference_and_fails_on_a_planted_2x_slowdown(tmp_path, monkeypatch):
     from baselines.faiss_topk import cpu
-    from harness import lifecycle
+    from harness import compare, lifecycle
 
     clock = VirtualClock()
     monkeypatch.setattr(lifecycle, "timer_for", lambda backend: clock)
+    # On the virtual clock every setup and pair reads the same ratio: one setup of three pairs is enough.
+    monkeypatch.setattr(compare, "measure_ratios", functools.partial(compare.measure_ratios, setups=1, pairs=3))
     ref = tmp_path / "reference.json"
     exp = "faery/{}/cpu/gaussian-100k-d128-fp32/batch=16,k=100,scenario=offline"
     ref.write_text(json.dumps({"figures": [  # the default threshold, 1.25

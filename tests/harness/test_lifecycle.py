@@ -75,6 +75,31 @@ def test_every_path_runs_under_the_experiments_threads(probe_experiment):
     assert numba.get_num_threads() == lifecycle.default_threads()  # restored after the experiment
 
 
+def test_run_all_spreads_each_experiments_setups_over_the_run(tmp_path, monkeypatch):
+    """Every experiment's earlier setup comes before any last one, so a slow spell falls on one setup only."""
+    from harness.runner import Session, run_all
+    from harness.store import Store
+
+    events: list[tuple[str, int]] = []
+
+    def build(data, params):
+        events.append((params["name"], id(data)))
+        return Trial(lambda: params["name"], check=lambda result: None)
+
+    exps = [experiment("probe", "setups", "cpu", WORKLOAD, build, params={"name": name}) for name in "ab"]
+    failing = experiment("probe", "setups", "cpu", WORKLOAD, lambda d, p: 1 / 0, params={"name": "broken"})
+    with Store(tmp_path / "s.sqlite") as store:
+        summary = run_all(Session(store, "test", "quick"), [*exps, failing],
+                          Settings(warmup=0, min_repeats=2, min_time_s=0, setups=2), progress=False)
+        rows = store.rows()
+    assert [name for name, _ in events] == ["a", "b", "a", "b"]
+    assert events[0][1] != events[2][1]  # the earlier setup built on a copy of the data of its own
+    assert summary.measured == [e.id for e in exps] and list(summary.failed) == [failing.id]
+    assert "ZeroDivisionError" in summary.failed[failing.id]
+    assert {r["experiment_id"]: len(r["stats"]["setup_medians"]) for r in rows if r["status"] == "ok"} == \
+        {e.id: 2 for e in exps}
+
+
 def test_a_bad_threads_parameter_is_refused(monkeypatch):
     exp = experiment("probe", "threads", "cpu", WORKLOAD, lambda d, p: Trial(lambda: 0), params={"threads": 0})
     with pytest.raises(ValueError, match="threads parameter"):
