@@ -26,6 +26,7 @@ import devices
 from harness import registry
 from harness.registry import matches
 from harness.store import Row
+from harness.systems import BaselineStrength
 
 CLAIMS_FILE = Path(__file__).with_name("claims.toml")
 
@@ -344,18 +345,18 @@ def _kind(rows: list[Row]) -> str:
 
 # ---------------------------------------------------------------------------- weak baselines
 
-def baseline_strength_pairs(rows: list[Row]) -> list[tuple[str, dict[str, Any], list[Member]]]:
-    """Each system's BASELINE_STRENGTH spec with its pairs: the real library's time / our baseline's.
+def baseline_strength_pairs(rows: list[Row]) -> list[tuple[str, BaselineStrength, list[Member]]]:
+    """Each system's baseline_strength specs with their pairs: the real library's time / our baseline's.
 
     Above 1, our baseline is faster than the real thing; a speedup over a baseline
     is only as honest as this ratio is close to or above 1.
     """
     out = []
-    for system, mod in registry.system_modules().items():
-        for spec in getattr(mod, "BASELINE_STRENGTH", []):
-            measure = {"kind": "ratio", "metric": "time_s", "numerator": spec["real"], "denominator": spec["ours"],
-                       "pair_on": spec.get("pair_on", ["workload"])}
-            out.append((system, spec, _members(measure, rows)[0]))
+    for name, system in registry.declared_systems().items():
+        for spec in system.baseline_strength:
+            measure = {"kind": "ratio", "metric": "time_s", "numerator": dict(spec.real),
+                       "denominator": dict(spec.ours), "pair_on": list(spec.pair_on)}
+            out.append((name, spec, _members(measure, rows)[0]))
     return out
 
 

@@ -419,10 +419,9 @@ def _check_writable_dir(path: Path, option: str) -> None:
 
 
 def _mount_system_commands() -> None:
-    for name, mod in registry.system_modules().items():
-        group = getattr(mod, "cli", None)
-        if isinstance(group, click.Command):
-            cli.add_command(group, name)
+    for name, system in registry.declared_systems().items():
+        if system.cli is not None:
+            cli.add_command(system.cli, name)
 
 
 # `recmine faery` alone prints the group's help, as click shows it (click >= 8.2 raises it as an error).

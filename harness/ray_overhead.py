@@ -61,7 +61,7 @@ def faery(workload: str, shards: int, batches: list[int], k: int, rounds: int, b
 
 
 def g2miner(workload: str, pattern: str, partitions: list[int], rounds: int, backend: str) -> list[dict]:
-    from impls.g2miner.scheduler import count_partitioned
+    from impls.g2miner.partition import count_partitioned
 
     graph = catalog.load(workload)
     rows = []

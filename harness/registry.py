@@ -1,12 +1,12 @@
 """The one registry of experiments.
 
 An experiment is system x implementation x backend x workload x parameters,
-declared once in `harness/systems/<system>.py`.  The CLI, the asv suite, the
+declared once, in the grids of `harness/systems/<system>.toml` built by the
+builders of `harness/systems/<system>.py`.  The CLI, the asv suite, the
 pytest-benchmark suite and the report all read this registry.
 
-A system module defines `experiments() -> list[Experiment]`; it may also define
-`cli` (a click group mounted as `recmine <system> ...`) and `PLOTS`
-(plot specs for the report, see `harness.report`).
+Each system module ends with `SYSTEM = harness.systems.System(...)`: its
+experiments, CLI group, plots and report tables (see `harness.systems`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import functools
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any, Callable, Iterable, Mapping
 
 KINDS = ("measured", "modelled", "simulated")
@@ -101,21 +100,24 @@ def _match_one(have: Any, want: Any) -> bool:
 
 
 @functools.cache
-def system_modules() -> dict[str, ModuleType]:
-    """Every `harness.systems.<name>` module, by system name."""
+def declared_systems() -> dict[str, Any]:
+    """Every `harness.systems.<name>` module's `SYSTEM` (a `harness.systems.System`), by system name."""
     import harness.systems
 
-    mods = {}
+    out = {}
     for info in pkgutil.iter_modules(harness.systems.__path__):
-        mods[info.name] = importlib.import_module(f"harness.systems.{info.name}")
-    return mods
+        system = importlib.import_module(f"harness.systems.{info.name}").SYSTEM
+        if not isinstance(system, harness.systems.System) or system.name != info.name:
+            raise TypeError(f"harness/systems/{info.name}.py: SYSTEM must be a System named {info.name!r}")
+        out[info.name] = system
+    return out
 
 
 @functools.cache
 def _all() -> tuple[Experiment, ...]:
     seen: dict[str, Experiment] = {}
-    for mod in system_modules().values():
-        for exp in mod.experiments():
+    for system in declared_systems().values():
+        for exp in system.experiments():
             if exp.id in seen:
                 raise ValueError(f"experiment {exp.id} is declared twice")
             seen[exp.id] = exp

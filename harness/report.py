@@ -16,10 +16,9 @@ Plot specs (`PLOTS` in harness/systems/<system>.py), one dict each:
   logx, logy  logarithmic axes
 A plot with at most one point per series is shown as a table instead.
 
-Speedup tables: a system module may name SPEEDUP_BASELINE (an impl), SPEEDUP_PAIR_ON (the
-parameters that make a configuration; default: every parameter both rows have) and
-SPEEDUP_BASELINE_BACKENDS ({backend: [baseline backends, in order of preference]}; default:
-the same backend).  Each other row is paired with its baseline on one machine and commit.
+Speedup tables: a system's `speedup` (`harness.systems.SpeedupTable`) names its baseline
+impl, the parameters that make a configuration, and the baseline backends each backend is
+paired with.  Each other row is paired with its baseline on one machine and commit.
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ import devices
 from harness import claims as claims_mod
 from harness import registry
 from harness.store import Row, Store
+from harness.systems import SpeedupTable
 from workloads import catalog
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
@@ -90,17 +90,15 @@ def speedup_tables(rows: list[Row]) -> dict[str, dict[str, Any]]:
     timed = [r for r in timed if r["machine_id"] == newest]
     out = {}
     for system in sorted({r["system"] for r in timed}):
-        mod = registry.system_modules().get(system)
+        declared = registry.declared_systems().get(system)
+        speedup = None if declared is None else declared.speedup
         mine = [r for r in timed if r["system"] == system]
-        baseline = getattr(mod, "SPEEDUP_BASELINE", None)
-        out[system] = (_paired_table(system, mod, baseline, mine) if baseline
-                       else _figure_table(system, mine))
+        out[system] = _paired_table(system, speedup, mine) if speedup else _figure_table(system, mine)
     return out
 
 
-def _paired_table(system: str, mod: Any, baseline: str, rows: list[Row]) -> dict[str, Any]:
-    pair_on = getattr(mod, "SPEEDUP_PAIR_ON", None)
-    prefer = getattr(mod, "SPEEDUP_BASELINE_BACKENDS", {})
+def _paired_table(system: str, speedup: SpeedupTable, rows: list[Row]) -> dict[str, Any]:
+    baseline, pair_on, prefer = speedup.baseline, speedup.pair_on, speedup.baseline_backends
     bases = [r for r in rows if r["impl"] == baseline]
     table = []
     for r in sorted((r for r in rows if r["impl"] != baseline), key=lambda r: (r["workload"], r["experiment_id"])):
@@ -157,12 +155,12 @@ def _seconds_cell(r: Row) -> tuple[str, float]:
 
 
 def baseline_strength(rows: list[Row]) -> list[dict[str, Any]]:
-    """Each BASELINE_STRENGTH spec: the real library's time / our baseline's, over its pairs (above 1: ours is faster)."""
+    """Each system's baseline_strength pairs: the real library's time / our baseline's (above 1: ours is faster)."""
     out = []
     for system, spec, members in claims_mod.baseline_strength_pairs(rows):
         vals = [m.value for m in members]
         weak = [m for m in members if m.value < 1 / claims_mod.WEAK_BASELINE_FACTOR]
-        out.append({"system": system, "label": spec["label"], "n": len(vals),
+        out.append({"system": system, "label": spec.label, "n": len(vals),
                     "min": min(vals) if vals else None, "median": float(pd.Series(vals).median()) if vals else None,
                     "max": max(vals) if vals else None, "rows": sorted(r["id"] for m in members for r in m.rows),
                     "weak": [f"{m.label} ({m.value:.2g})" for m in weak]})
@@ -172,7 +170,7 @@ def baseline_strength(rows: list[Row]) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------------- plots
 
 def plots(frame: pd.DataFrame, out: Path) -> list[dict[str, Any]]:
-    """Draw every system's PLOTS spec that has data: [{system, title, file}] or, for a plot of
+    """Draw every system's plot spec that has data: [{system, title, file}] or, for a plot of
     single points, [{system, title, table}] (the points as a table)."""
     import matplotlib
 
@@ -182,8 +180,8 @@ def plots(frame: pd.DataFrame, out: Path) -> list[dict[str, Any]]:
 
     sns.set_theme(style="whitegrid", context="notebook", font_scale=0.9)
     made = []
-    for system, mod in registry.system_modules().items():
-        for i, spec in enumerate(getattr(mod, "PLOTS", [])):
+    for system, declared in registry.declared_systems().items():
+        for i, spec in enumerate(declared.plots):
             df = _select(frame, spec["select"])
             if df.empty:
                 continue
@@ -373,9 +371,9 @@ def write(store: Store, out: str | os.PathLike = "reports") -> Path:
         "backends": runs[-1]["backends"] if runs else {},
         "verdicts": [(v, claims_mod.record(v)) for v in verdicts], "verdict_class": VERDICT_CLASS,
         "counts": claims_mod.counts(verdicts),
-        # Speedup tables, then the tables a system module renders itself (its `report_tables(rows)`).
-        "tables": {**speedup_tables(rows), **{name: t for mod in registry.system_modules().values()
-                                              for name, t in getattr(mod, "report_tables", lambda _: {})(rows).items()}},
+        # Speedup tables, then the tables a system renders itself (its `report_tables(rows)`).
+        "tables": {**speedup_tables(rows), **{name: t for declared in registry.declared_systems().values()
+                                              for name, t in declared.report_tables(rows).items()}},
         "plots": plots(frame, target),
         "failures": failures,
         "skipped": skipped(runs, rows),

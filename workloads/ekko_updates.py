@@ -195,7 +195,7 @@ def load_update_trace(path: str | Path, *, dim: int = 4, n_models: int | None = 
         reader = csv.reader(fh)
         try:
             _read_trace_rows(path, reader, n_models, times, keys, models, mags)
-        except UnicodeDecodeError as exc:
+        except UnicodeDecodeError:
             raise ValueError(f"{path}: not a text CSV file (it holds bytes that are not UTF-8)") from None
         except csv.Error as exc:
             raise ValueError(f"{path}:{reader.line_num}: not a readable CSV line ({exc})") from None

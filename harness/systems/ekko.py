@@ -27,14 +27,17 @@ import json
 import math
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
 
-from harness.registry import Experiment, Trial, experiment
+from harness import grids
+from harness.registry import Experiment, Trial
+from harness.systems import System
 
-SYSTEM = "ekko"
+NAME = "ekko"
 SERVERS_PER_DC = 3          # 10 DCs x 3 = the paper's 30-server testbed
 N_SHARDS = 24
 ROW_BYTES = 65536           # one stream update = a 64 KB block of embedding rows
@@ -44,20 +47,10 @@ SYNC_INTERVAL_S = 0.02
 CHECKPOINT_PERIOD_S = 1800.0
 CHECKPOINT_VALIDATE_S = 60.0
 MAX_DRAIN_S = 120.0         # simulated seconds allowed after the stream (an overloaded NIC drains its backlog)
-BANDWIDTH_GBPS = 5.0        # the paper's testbed: 5 Gbps per server
-# The paper's testbed emulated its DCs and does not say with what latency (unknown).  50 ms
-# one-way lies between the geo matrix's median from DC 0 (43 ms) and over all pairs (71 ms).
-CLAIM_LATENCY = "uniform:50"
-CLAIM_LOAD = 0.1            # light load: 10% of one NIC's capacity
-LOADS = (0.1, 0.5, 0.9, 1.5)
-VARIANTS = ("scheduler", "compression", "both")
-CODEC = "int8"
-
-QUICK_UPDATES, FULL_UPDATES = "ekko-updates-quick", "ekko-updates-full"
-QUICK_CTR, FULL_CTR = "ekko-ctr-quick", "ekko-ctr-full"
-QUICK_DCS = (1, 2, 4, 6, 8, 10)
-FULL_DCS = (1, 2, 4, 6, 8, 10, 12, 16)
-QUICK_GEO_DCS = (2, 4, 6, 10)
+GRIDS = grids.load(Path(__file__).with_suffix(".toml"))
+BANDWIDTH_GBPS = GRIDS.vars["bandwidth_gbps"]
+CLAIM_LATENCY = GRIDS.vars["claim_latency"]   # the claims' testbed (see ekko.toml on why 50 ms)
+CLAIM_LOAD = GRIDS.vars["claim_load"]
 
 
 def _wan(p: dict[str, Any]):
@@ -240,69 +233,17 @@ def build_rollback(ctr, p: dict[str, Any]) -> Trial:
     return Trial(run=run, check=check)
 
 
-def _sim(impl: str, build, workload: str, tier: str, dcs: int, description: str, latency: str = CLAIM_LATENCY,
-         load: float = CLAIM_LOAD, **extra: Any) -> Experiment:
-    params = {"dcs": dcs, "bandwidth_gbps": BANDWIDTH_GBPS, "latency": latency, "offered_load": load,
-              "scenario": "fault-free", **extra}
-    return experiment(SYSTEM, impl, "cpu", workload, build, params=params, kind="simulated", tiers=tier,
-                      description=description)
-
-
-def _testbed(latency: str, load: float) -> str:
-    where = "uniform " + latency.split(":", 1)[1] + " ms" if latency.startswith("uniform:") else latency
-    return f"{where}, {load:.0%} of a NIC"
+BUILDERS = {"ekko": build_ekko, "adam": build_adam, "checkpoint": build_checkpoint, "savings": build_savings,
+            "wan_savings": build_wan_savings, "freshness": build_freshness, "rollback": build_rollback}
 
 
 def experiments() -> list[Experiment]:
-    out: list[Experiment] = []
-    for tier, updates, ctr, dcs_list, geo_dcs in (("quick", QUICK_UPDATES, QUICK_CTR, QUICK_DCS, QUICK_GEO_DCS),
-                                                  ("full", FULL_UPDATES, FULL_CTR, FULL_DCS, FULL_DCS)):
-        for latency, dcs_of_scenario in ((CLAIM_LATENCY, dcs_list), ("geo", geo_dcs)):
-            bed = _testbed(latency, CLAIM_LOAD)
-            for dcs in dcs_of_scenario:
-                out.append(_sim("ekko", build_ekko, updates, tier, dcs, f"Ekko P2P pulls, {dcs} DCs, {bed}",
-                                latency, impl_cache=True))
-                out.append(_sim("adam_push", build_adam, updates, tier, dcs,
-                                f"central push with two-phase commit, {dcs} DCs, {bed}", latency))
-        for dcs in dcs_list:
-            out.append(_sim("checkpoint_broadcast", build_checkpoint, updates, tier, dcs,
-                            f"checkpoint every {CHECKPOINT_PERIOD_S:.0f} s and broadcast, {dcs} DCs"))
-        for dcs in (4, 10):
-            out.append(_sim("ekko-no-cache", build_ekko, updates, tier, dcs,
-                            f"ablation: Ekko P2P without cache/DVV, {dcs} DCs", impl_cache=False))
-        for load in LOADS:
-            if load == CLAIM_LOAD:
-                continue   # the dcs sweep holds it
-            bed = _testbed(CLAIM_LATENCY, load)
-            out.append(_sim("ekko", build_ekko, updates, tier, 10, f"Ekko, 10 DCs, {bed}", load=load, impl_cache=True))
-            out.append(_sim("adam_push", build_adam, updates, tier, 10, f"central push, 10 DCs, {bed}", load=load))
-        out.append(_sim("ekko", build_ekko, updates, tier, 4,
-                        "Ekko's cache where it can miss: a DC cut off for a third of the stream, a server restarted",
-                        impl_cache=True, scenario="lagging-replica"))
-        for variant in VARIANTS:
-            out.append(experiment(SYSTEM, "ekko-dissemination", "cpu", ctr, build_savings,
-                                  params={"variant": variant, "codec": CODEC, "percentile": 90.0,
-                                          "low_flush_s": 600.0},
-                                  kind="simulated", tiers=tier,
-                                  description=f"{variant} vs FIFO: bytes shipped and quality (online CTR model)"))
-            out.append(_sim("ekko-wan-dissemination", build_wan_savings, updates, tier, 4,
-                            f"{variant} vs FIFO on the simulated WAN: bytes and latency", variant=variant,
-                            codec=CODEC, row_dim=64, percentile=90.0, low_flush_s=0.5))
-        out.append(experiment(SYSTEM, "ekko", "cpu", ctr, build_freshness,
-                              params={"dcs": 10, "bandwidth_gbps": BANDWIDTH_GBPS, "latency": CLAIM_LATENCY,
-                                      "offered_load": CLAIM_LOAD, "latency_workload": updates},
-                              kind="simulated", tiers=tier,
-                              description="quality and staleness: Ekko latency vs checkpoints vs always-fresh oracle"))
-        for harm in ("overflow", "biased"):
-            out.append(experiment(SYSTEM, "ekko", "cpu", ctr, build_rollback, params={"harm": harm},
-                                  kind="simulated", tiers=tier,
-                                  description=f"model-state manager: detect, redirect, roll back ({harm})"))
-    return out
+    return GRIDS.experiments(NAME, BUILDERS)
 
 
 def _dcs_plot(metric: str, label: str, latency: str, scenario: str) -> dict[str, Any]:
     return {"title": f"Update latency {label} vs number of DCs: Ekko vs Adam push, {scenario}",
-            "select": {"system": SYSTEM, "impl": ["ekko", "adam_push"], "latency": latency,
+            "select": {"system": NAME, "impl": ["ekko", "adam_push"], "latency": latency,
                        "offered_load": CLAIM_LOAD, "bandwidth_gbps": BANDWIDTH_GBPS, "workload": "ekko-updates-*",
                        "scenario": "fault-free"},
             "x": "dcs", "y": metric, "hue": "impl", "xlabel": "number of data centres",
@@ -315,18 +256,18 @@ PLOTS = [
     _dcs_plot("latency_p99_s", "p99", CLAIM_LATENCY, "uniform 50 ms, 10% load"),
     _dcs_plot("latency_p50_s", "p50", "geo", "geo matrix of real cities, 10% load"),
     {"title": "Update latency p50 vs offered load: Ekko vs Adam push, 10 DCs, uniform 50 ms",
-     "select": {"system": SYSTEM, "impl": ["ekko", "adam_push"], "dcs": 10, "latency": CLAIM_LATENCY,
+     "select": {"system": NAME, "impl": ["ekko", "adam_push"], "dcs": 10, "latency": CLAIM_LATENCY,
                 "bandwidth_gbps": BANDWIDTH_GBPS, "workload": "ekko-updates-*", "scenario": "fault-free"},
      "x": "offered_load", "y": "latency_p50_s", "hue": "impl", "xlabel": "offered load (fraction of one NIC)",
      "ylabel": "update latency p50 (s, simulated)", "series": "{}", "style": "line", "floor": "floor_s",
      "logx": True, "logy": True},
     {"title": "Bytes saved against FIFO: scheduler, compression, both (online CTR model)",
-     "select": {"system": SYSTEM, "impl": "ekko-dissemination"},
+     "select": {"system": NAME, "impl": "ekko-dissemination"},
      "x": "variant", "y": "bytes_saved_fraction", "hue": "impl", "xlabel": "dissemination stage",
      "ylabel": "share of update bytes saved (simulated)", "series": "{}", "style": "points",
      "logx": False, "logy": False},
     {"title": "Quality cost against FIFO: scheduler, compression, both (online CTR model)",
-     "select": {"system": SYSTEM, "impl": "ekko-dissemination"},
+     "select": {"system": NAME, "impl": "ekko-dissemination"},
      "x": "variant", "y": "quality_loss", "hue": "impl", "xlabel": "dissemination stage",
      "ylabel": "relative logloss increase (simulated)", "series": "{}", "style": "points",
      "logx": False, "logy": False},
@@ -368,7 +309,7 @@ def cli() -> None:
 
 
 @cli.command("simulate")
-@click.option("--workload", default=QUICK_UPDATES, show_default=True, help="an ekko-updates-* workload")
+@click.option("--workload", default="ekko-updates-quick", show_default=True, help="an ekko-updates-* workload")
 @click.option("--dcs", default=None, type=click.IntRange(1, 64), help="number of DCs  [default: 10, or the FILE's]")
 @click.option("--latency", default=CLAIM_LATENCY, show_default=True, help=LATENCY_HELP)
 @click.option("--offered-load", default=None, type=float,
@@ -392,7 +333,7 @@ def simulate_cmd(workload: str, dcs: int | None, latency: str, offered_load: flo
         raise ValueError(f"--workload: {exc}") from None
     if kind != "updates":
         raise ValueError(f"--workload {workload} is a {kind} workload; ekko simulate replays an update stream "
-                         f"(e.g. {QUICK_UPDATES})")
+                         f"(e.g. ekko-updates-quick)")
     t0 = time.perf_counter()
     stream = catalog.load(workload)
     loaded = time.perf_counter() - t0
@@ -468,3 +409,6 @@ def processes_cmd(updates: int, dcs: int | None, servers_per_dc: int, latency: s
                            "updates_per_s": round(r.updates_per_s), "converged": r.converged,
                            "latency": latency or "none", "offered_load": offered_load, "network": r.network},
                           indent=1))
+
+
+SYSTEM = System(NAME, experiments, cli=cli, plots=PLOTS)

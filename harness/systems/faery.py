@@ -26,37 +26,17 @@ import click
 import numpy as np
 
 import devices
-from harness import loadgen
-from harness.registry import Experiment, Trial, experiment
+from harness import grids, loadgen
+from harness.registry import Experiment, Trial
+from harness.systems import BaselineStrength, SpeedupTable, System
 from workloads.embeddings import EmbeddingSet, check_topk
 
-K = 100
+GRIDS = grids.load(Path(__file__).with_suffix(".toml"))
+K = GRIDS.vars["k"]
+GEMM_CEILING_SIZE = GRIDS.vars["gemm_ceiling_size"]
 LATENCY_BOUND_S = 0.010
 LOADGEN_QUERIES = 100
-SWEEP_WORKLOAD = "gaussian-100k-d128-fp32"
 FPGA_MODEL_QUERIES = 2  # modelled latency is the mean over these queries' scans
-GEMM_CEILING_SIZE = 4096  # the compute ceiling's square GEMM: 137 GFLOP over 192 MB (2048 reached 10-40% less here)
-
-TIERS: dict[str, dict[str, Any]] = {
-    "quick": {
-        "single_stream": ("gaussian-25k-d128-fp32", "gaussian-100k-d128-fp32", "gaussian-400k-d128-fp32",
-                          "clustered-100k-d128-fp32", "gaussian-100k-d128-fp16"),
-        "opencl": ("gaussian-25k-d128-fp32", "gaussian-100k-d128-fp32", "gaussian-100k-d128-fp16"),
-        "scenario_workload": "gaussian-100k-d128-fp32",
-        "server_workload": "gaussian-25k-d128-fp32",  # a 10 ms bound needs a corpus a 2-core CPU scans in a few ms
-        "offline_batches": (16, 256),
-        "server_max_batch": 16,
-    },
-    "full": {
-        "single_stream": ("gaussian-1m-d128-fp32", "gaussian-4m-d128-fp32", "gaussian-10m-d128-fp32",
-                          "clustered-1m-d128-fp32", "gaussian-10m-d128-fp16", "clustered-10m-d128-fp32"),
-        "opencl": ("gaussian-1m-d128-fp32",),
-        "scenario_workload": "gaussian-1m-d128-fp32",
-        "server_workload": "gaussian-1m-d128-fp32",
-        "offline_batches": (16, 64, 256, 1024),
-        "server_max_batch": 64,
-    },
-}
 
 
 # ---------------------------------------------------------------------------- the systems under test
@@ -72,20 +52,16 @@ class _FaerySearch:
         return self.index.search(queries, k)
 
 
-def _faery(backend: str) -> Callable[[EmbeddingSet], _FaerySearch]:
-    def make(data: EmbeddingSet) -> _FaerySearch:
-        from impls.faery import Index
+def _faery(data: EmbeddingSet, backend: str) -> _FaerySearch:
+    from impls.faery import Index
 
-        return _FaerySearch(Index(data.corpus, backend))
-    return make
+    return _FaerySearch(Index(data.corpus, backend))
 
 
-def _faiss_topk(backend: str):
-    def make(data: EmbeddingSet):
-        from baselines.faiss_topk import FlatIndex
+def _faiss_topk(data: EmbeddingSet, backend: str):
+    from baselines.faiss_topk import FlatIndex
 
-        return FlatIndex(data.corpus, backend=backend).search
-    return make
+    return FlatIndex(data.corpus, backend=backend).search
 
 
 def _faiss_cpu(data: EmbeddingSet):
@@ -120,12 +96,13 @@ def _torch_topk(data: EmbeddingSet):
     return search
 
 
+# (impl, backend) -> (make(data) -> search(queries, k), what it requires)
 SUTS: dict[tuple[str, str], tuple[Callable, tuple[str, ...]]] = {
-    ("faery", "cpu"): (_faery("cpu"), ()),
-    ("faery", "opencl"): (_faery("opencl"), ("pyopencl",)),
-    ("faery", "gpu"): (_faery("gpu"), ()),
-    ("faiss_topk", "cpu"): (_faiss_topk("cpu"), ()),
-    ("faiss_topk", "gpu"): (_faiss_topk("gpu"), ()),
+    ("faery", "cpu"): (functools.partial(_faery, backend="cpu"), ()),
+    ("faery", "opencl"): (functools.partial(_faery, backend="opencl"), ("pyopencl",)),
+    ("faery", "gpu"): (functools.partial(_faery, backend="gpu"), ()),
+    ("faiss_topk", "cpu"): (functools.partial(_faiss_topk, backend="cpu"), ()),
+    ("faiss_topk", "gpu"): (functools.partial(_faiss_topk, backend="gpu"), ()),
     ("faiss-cpu", "cpu"): (_faiss_cpu, ("faiss",)),
     ("numpy", "cpu"): (_numpy, ()),
     ("torch-topk", "gpu"): (_torch_topk, ("torch",)),
@@ -166,73 +143,65 @@ def _pass_rate(search: Any) -> dict[str, float]:
 
 # ---------------------------------------------------------------------------- measured scenarios
 
-def build_single_stream(impl: str, backend: str):
-    def build(data: EmbeddingSet, p: dict[str, Any]) -> Trial:
-        search = SUTS[(impl, backend)][0](data)
-        k = p["k"]
-        cursor = iter(range(1 << 62))
-        pool = data.queries
+def build_single_stream(data: EmbeddingSet, p: dict[str, Any], impl: str, backend: str) -> Trial:
+    search = SUTS[(impl, backend)][0](data)
+    k = p["k"]
+    cursor = iter(range(1 << 62))
+    pool = data.queries
 
-        def run():
-            i = next(cursor) % pool.shape[0]
-            return search(pool[i:i + 1], k)
+    def run():
+        i = next(cursor) % pool.shape[0]
+        return search(pool[i:i + 1], k)
 
-        def metrics(_result: Any) -> dict[str, float]:
-            stats = loadgen.single_stream(lambda q: search(q, k), pool, min_queries=LOADGEN_QUERIES)
-            return {"p50_s": stats.p50_s, "p99_s": stats.p99_s, "loadgen_queries": stats.queries,
-                    **_work(data, 1), **_pass_rate(search)}
+    def metrics(_result: Any) -> dict[str, float]:
+        stats = loadgen.single_stream(lambda q: search(q, k), pool, min_queries=LOADGEN_QUERIES)
+        return {"p50_s": stats.p50_s, "p99_s": stats.p99_s, "loadgen_queries": stats.queries,
+                **_work(data, 1), **_pass_rate(search)}
 
-        def check(result: Any) -> None:
-            # `run` rotates through the pool: check a fresh first query instead of the last one.
-            _checker(data, pool[:1], k)(search(pool[:1], k))
-        return Trial(run=run, metrics=metrics, check=check)
-    return build
+    def check(result: Any) -> None:
+        # `run` rotates through the pool: check a fresh first query instead of the last one.
+        _checker(data, pool[:1], k)(search(pool[:1], k))
+    return Trial(run=run, metrics=metrics, check=check)
 
 
-def build_offline(impl: str, backend: str):
-    def build(data: EmbeddingSet, p: dict[str, Any]) -> Trial:
-        search = SUTS[(impl, backend)][0](data)
-        k, batch = p["k"], p["batch"]
-        queries = np.resize(data.queries, (batch, data.d))  # pools smaller than the batch are repeated
+def build_offline(data: EmbeddingSet, p: dict[str, Any], impl: str, backend: str) -> Trial:
+    search = SUTS[(impl, backend)][0](data)
+    k, batch = p["k"], p["batch"]
+    queries = np.resize(data.queries, (batch, data.d))  # pools smaller than the batch are repeated
 
-        def metrics(_result: Any) -> dict[str, float]:
-            res = loadgen.offline(lambda q: search(q, k), data.queries, batch, warmup=0)
-            return {"qps": res.qps, **_work(data, batch), **_pass_rate(search)}
-        return Trial(run=lambda: search(queries, k), metrics=metrics, check=_checker(data, queries, k))
-    return build
+    def metrics(_result: Any) -> dict[str, float]:
+        res = loadgen.offline(lambda q: search(q, k), data.queries, batch, warmup=0)
+        return {"qps": res.qps, **_work(data, batch), **_pass_rate(search)}
+    return Trial(run=lambda: search(queries, k), metrics=metrics, check=_checker(data, queries, k))
 
 
-def build_server(impl: str, backend: str):
-    def build(data: EmbeddingSet, p: dict[str, Any]) -> Trial:
-        search = SUTS[(impl, backend)][0](data)
-        k = p["k"]
-        pool = data.queries
+def build_server(data: EmbeddingSet, p: dict[str, Any], impl: str, backend: str) -> Trial:
+    search = SUTS[(impl, backend)][0](data)
+    k = p["k"]
+    pool = data.queries
 
-        def metrics(_result: Any) -> dict[str, float]:
-            res = loadgen.server(lambda q: search(q, k), pool, LATENCY_BOUND_S, max_batch=p["max_batch"],
-                                 min_queries=LOADGEN_QUERIES, step_seconds=0.3)
-            return {"qps_at_p99_10ms": res.qps_at_bound, "p99_at_qps_s": res.p99_at_bound_s,
-                    "server_steps": float(len(res.steps)), "unloaded_p99_s": res.unloaded_p99_s}
-        return Trial(run=lambda: search(pool[:1], k), metrics=metrics, check=_checker(data, pool[:1], k))
-    return build
+    def metrics(_result: Any) -> dict[str, float]:
+        res = loadgen.server(lambda q: search(q, k), pool, LATENCY_BOUND_S, max_batch=p["max_batch"],
+                             min_queries=LOADGEN_QUERIES, step_seconds=0.3)
+        return {"qps_at_p99_10ms": res.qps_at_bound, "p99_at_qps_s": res.p99_at_bound_s,
+                "server_steps": float(len(res.steps)), "unloaded_p99_s": res.unloaded_p99_s}
+    return Trial(run=lambda: search(pool[:1], k), metrics=metrics, check=_checker(data, pool[:1], k))
 
 
-def build_phases(backend: str):
+def build_phases(data: EmbeddingSet, p: dict[str, Any], backend: str) -> Trial:
     """The Faiss-like pipeline's time split, GEMM vs k-selection (device events on the GPU, host clock on the CPU)."""
-    def build(data: EmbeddingSet, p: dict[str, Any]) -> Trial:
-        import importlib
+    import importlib
 
-        module = importlib.import_module(f"baselines.faiss_topk.{backend}")
-        searcher = module.Searcher(np.ascontiguousarray(data.corpus))
-        queries = data.queries[:p["batch"]]
+    module = importlib.import_module(f"baselines.faiss_topk.{backend}")
+    searcher = module.Searcher(np.ascontiguousarray(data.corpus))
+    queries = data.queries[:p["batch"]]
 
-        def run() -> dict[str, float]:
-            phases = searcher.phase_times(queries, p["k"])
-            total = sum(phases.values())
-            return {"time_s": total, **phases, "topk_fraction": (total - phases["gemm_s"]) / total}
-        # time_s stays the harness's median of `run`; the phase figures come from the last run.
-        return Trial(run=run, metrics=lambda figures: {k: v for k, v in figures.items() if k != "time_s"})
-    return build
+    def run() -> dict[str, float]:
+        phases = searcher.phase_times(queries, p["k"])
+        total = sum(phases.values())
+        return {"time_s": total, **phases, "topk_fraction": (total - phases["gemm_s"]) / total}
+    # time_s stays the harness's median of `run`; the phase figures come from the last run.
+    return Trial(run=run, metrics=lambda figures: {k: v for k, v in figures.items() if k != "time_s"})
 
 
 # ---------------------------------------------------------------------------- modelled (FPGA)
@@ -289,67 +258,6 @@ def build_fpga_sweep(data: EmbeddingSet, p: dict[str, Any]) -> Trial:
     return Trial(run=run)
 
 
-# ---------------------------------------------------------------------------- the registry
-
-def experiments() -> list[Experiment]:
-    out: list[Experiment] = []
-
-    def add(impl: str, backend: str, workload: str, build, tier: str, params: dict[str, Any],
-            kind: str = "measured", requires: tuple[str, ...] = (), description: str = "") -> None:
-        out.append(experiment("faery", impl, backend, workload, build, params=params, kind=kind,
-                              tiers=tier, requires=requires, description=description))
-
-    for tier, spec in TIERS.items():
-        for workload in spec["single_stream"]:
-            for (impl, backend), (_, requires) in SUTS.items():
-                if backend == "opencl" and workload not in spec["opencl"]:
-                    continue
-                add(impl, backend, workload, build_single_stream(impl, backend), tier,
-                    {"scenario": "single-stream", "k": K, "batch": 1}, requires=requires,
-                    description=f"exact top-{K}, one query at a time, {impl} on {backend}")
-            add("faery", "fpga-model", workload, build_fpga_single, tier,
-                {"scenario": "single-stream", "k": K, "batch": 1, "hbm": "vu35p"}, kind="modelled",
-                description=f"modelled latency of top-{K} on FAERY's VU35P design (460 GB/s HBM)")
-            add("faery", "fpga-model", workload, build_fpga_single, tier,
-                {"scenario": "single-stream", "k": K, "batch": 1, "hbm": "gpu-matched"}, kind="modelled",
-                requires=("backend:gpu",),
-                description=f"modelled latency of top-{K} on FAERY's design given this GPU's measured bandwidth")
-        scenario_workload = spec["scenario_workload"]
-        for (impl, backend), (_, requires) in SUTS.items():
-            if impl in ("numpy",) or backend == "opencl":
-                continue
-            for batch in spec["offline_batches"]:
-                add(impl, backend, scenario_workload, build_offline(impl, backend), tier,
-                    {"scenario": "offline", "k": K, "batch": batch}, requires=requires,
-                    description=f"offline throughput, batches of {batch}, {impl} on {backend}")
-            if impl in ("faery", "faiss_topk"):
-                add(impl, backend, spec["server_workload"], build_server(impl, backend), tier,
-                    {"scenario": "server", "k": K, "max_batch": spec["server_max_batch"]}, requires=requires,
-                    description=f"server: highest Poisson QPS with p99 <= 10 ms, {impl} on {backend}")
-        for backend in ("gpu", "cpu"):
-            for batch in (1, 256):
-                add("faiss_topk", backend, scenario_workload, build_phases(backend), tier,
-                    {"scenario": "phases", "k": K, "batch": batch}, kind="measured",
-                    description=f"Faiss-like pipeline on the {backend}: GEMM vs k-selection time")
-        for workload in spec["single_stream"]:
-            for threads in (None, 1):  # every core (as the kernels run), and one
-                add("read-floor", "cpu", workload, build_read_floor, tier,
-                    {"scenario": "floor"} | ({} if threads is None else {"threads": threads}),
-                    description="the read floor: one numba pass over every byte of the corpus, "
-                                + ("every core" if threads is None else "one thread"))
-            if workload.endswith("-fp32"):
-                add("score-scan", "cpu", workload, build_score_scan, tier, {"scenario": "plain"},
-                    description="a plain numba scan scoring every row against one query, without selection")
-        for threads in (None, 1):
-            add("gemm-ceiling", "cpu", scenario_workload, build_gemm_ceiling, tier,
-                {"scenario": "ceiling", "size": GEMM_CEILING_SIZE} | ({} if threads is None else {"threads": threads}),
-                description="the compute ceiling: a large fp32 GEMM (BLAS), "
-                            + ("every core" if threads is None else "one thread"))
-    out.extend(_sweeps())
-    out.extend(_rtl_experiments())
-    return out
-
-
 def build_read_floor(data: EmbeddingSet, p: dict[str, Any]) -> Trial:
     """One pass over the corpus's bytes: the least time any exact top-K needs on this machine."""
     from harness.floors import corpus_words, read_floor
@@ -385,22 +293,7 @@ def build_gemm_ceiling(data: EmbeddingSet, p: dict[str, Any]) -> Trial:
     return Trial(run=lambda: np.matmul(a, b, out=out), metrics=lambda _: {"flops": flops})
 
 
-def _sweeps() -> list[Experiment]:
-    points = ([("channels", ch, 0, 1024) for ch in (4, 8, 16, 32)]
-              + [("score_units", 32, ne, 1024) for ne in (1, 2, 4, 8, 16)]
-              + [("k", 32, 0, k) for k in (256, 512, 1024, 2048, 4096)])
-    return [experiment("faery", "faery", "fpga-model", SWEEP_WORKLOAD, build_fpga_sweep, kind="modelled",
-                       params={"scenario": "sweep", "sweep": what, "channels": ch, "score_units": ne, "k": k},
-                       tiers=("quick", "full"),
-                       description=f"modelled sweep over {what} (score_units 0 = matched to bandwidth)")
-            for what, ch, ne, k in points]
-
-
 # ---------------------------------------------------------------------------- RTL (simulated, synthesised)
-
-RTL_WORKLOAD = "gaussian-25k-d128-fp32"
-RTL_SYNTH_KS = (512, 1024, 2048, 4096)
-
 
 def _int8(data: EmbeddingSet) -> tuple[np.ndarray, np.ndarray]:
     """The corpus and queries scaled to int8, as SNARY's U50 build stores them (one scale for both)."""
@@ -447,18 +340,16 @@ def build_fpga_synthesis(_data: EmbeddingSet, p: dict[str, Any]) -> Trial:
     return Trial(run=lambda: {f"synth_{name}": value for name, value in synthesise(p["k"]).items() if name != "k"})
 
 
-def _rtl_experiments() -> list[Experiment]:
-    simulated = [experiment("faery", "faery", "fpga-rtl", RTL_WORKLOAD, build_fpga_rtl, kind="simulated",
-                            params={"scenario": "rtl", "k": K, "config": "snary-u50", "engine": engine},
-                            tiers=tier,
-                            description=f"top-{K} of one query on the RTL (simulated, {engine}), "
-                                        "beside the cycle model on the same int8 data")
-                 for engine, tier in (("amaranth", ("quick", "full")), ("verilator", "full"))]
-    synthesised = [experiment("faery", "faery", "fpga-rtl", RTL_WORKLOAD, build_fpga_synthesis, kind="simulated",
-                              params={"scenario": "synthesis", "k": k, "config": "snary-u50"}, tiers="full",
-                              description=f"yosys synth_xilinx -family xcup of SNARY's U50 configuration at K = {k}")
-                   for k in RTL_SYNTH_KS]
-    return simulated + synthesised
+# ---------------------------------------------------------------------------- the registry
+
+BUILDERS = {"single_stream": build_single_stream, "offline": build_offline, "server": build_server,
+            "phases": build_phases, "fpga_single": build_fpga_single, "fpga_sweep": build_fpga_sweep,
+            "read_floor": build_read_floor, "score_scan": build_score_scan, "gemm_ceiling": build_gemm_ceiling,
+            "fpga_rtl": build_fpga_rtl, "fpga_synthesis": build_fpga_synthesis}
+
+
+def experiments() -> list[Experiment]:
+    return GRIDS.experiments("faery", BUILDERS)
 
 
 SYNTH_COMMAND = "recmine reproduce --full --system faery --where scenario=synthesis"
@@ -466,7 +357,7 @@ SYNTH_COMMAND = "recmine reproduce --full --system faery --where scenario=synthe
 
 def report_tables(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The report's FAERY RTL tables: its cycles beside the model's, and its resources beside SNARY's."""
-    from impls.faery.rtl.synth import SNARY
+    from impls.faery.rtl.synth import SNARY, U50, recorded
 
     def newest(scenario: str) -> list[dict[str, Any]]:
         picked: dict[str, dict[str, Any]] = {}
@@ -481,16 +372,27 @@ def report_tables(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                   (("cycles", "cycles"), ("stall_cycles", "stalls"), ("passed", "passed"))
                   for src in ("simulated", "modelled")},
                "_rows": (r["id"],)} for r in newest("rtl")]
+    stored = [({"k": r["params"]["k"], **{name: r["metrics"][f"synth_{name}"] for name in U50}}, (r["id"],))
+              for r in newest("synthesis")]
+    if stored:
+        resources_title, source = "", f"produced by `{SYNTH_COMMAND}`"
+    else:  # synthesis is full-tier only (17-78 min of CPU per K): show the last full run's figures, labelled
+        record = recorded()
+        stored = [(row, ()) for row in record["rows"]]
+        resources_title = " (recorded: not synthesised in this store)"
+        source = (f"recorded from {record['source']}, by `{record['command']}` with {record['yosys']}"
+                  + ("" if record["current"] else "; THE DESIGN HAS CHANGED SINCE: these figures may be stale")
+                  + f"; to synthesise here and store them: `{SYNTH_COMMAND}`")
     pct = lambda v: f"{v:.1f}%"  # noqa: E731
     resources = []
-    for r in newest("synthesis"):
-        m, snary = r["metrics"], SNARY.get(r["params"]["k"], {})
-        resources.append({"K": r["params"]["k"],
-                          **{f"{name.upper()} here": f"{pct(m[f'synth_{name}_pct'])} ({m[f'synth_{name}']:,.0f})"
-                             for name in ("lut", "ff", "bram", "dsp")},
+    for counts, row_ids in stored:
+        snary = SNARY.get(counts["k"], {})
+        resources.append({"K": counts["k"],
+                          **{f"{name.upper()} here": f"{pct(100 * counts[name] / U50[name])} ({counts[name]:,.0f})"
+                             for name in U50},
                           **{f"{name.upper()} SNARY": pct(snary[name]) if name in snary else "—"
                              for name in ("lut", "ff", "bram")},
-                          "_rows": (r["id"],)})
+                          "_rows": row_ids})
     cycle_columns = ["workload", "k", "engine"] + [f"{what} ({src})" for what in ("cycles", "stalls", "passed")
                                                    for src in ("simulated", "modelled")]
     return {
@@ -499,9 +401,10 @@ def report_tables(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "note": "SNARY's U50 configuration; the RTL's counters come from simulating it cycle by cycle",
             "columns": cycle_columns, "rows": cycles},
         "faery-resources": {
-            "title": "FAERY resources: yosys synth_xilinx -family xcup, SNARY's U50 configuration, share of the U50",
+            "title": "FAERY resources: yosys synth_xilinx -family xcup, SNARY's U50 configuration, share of the U50"
+                     + resources_title,
             "note": f"counts before place and route, which is not available here, so no clock frequency is given; "
-                    f"produced by `{SYNTH_COMMAND}`",
+                    f"{source}",
             "columns": ["K", "LUT here", "LUT SNARY", "FF here", "FF SNARY", "BRAM here", "BRAM SNARY", "DSP here"],
             "rows": resources},
     }
@@ -691,7 +594,7 @@ def bench_command(workloads: tuple[str, ...], backend: str, impls: tuple[str, ..
                    "faery_over_floor": times["faery"] / floor_s,
                    **{f"{name}_over_faery": times[name] / times["faery"] for name in systems if name != "faery"}}
             if "faiss_topk" in systems:
-                phases = build_phases(backend)(data, {"batch": batch, "k": k}).run()
+                phases = build_phases(data, {"batch": batch, "k": k}, backend).run()
                 row["faiss_topk_select_share"] = phases["topk_fraction"]
             if roofline:
                 row.update(_roofline(data, batch, times))
@@ -763,20 +666,15 @@ def _roofline(data: EmbeddingSet, batch: int, times: dict[str, float]) -> dict[s
             "faery_over_roofline": times["faery"] / roofline_s, "faery_gflops": work["flops"] / times["faery"] / 1e9}
 
 
-# The report's speedup tables pair every other implementation with the Faiss-like baseline on the
-# parameters both share: on its own backend, and for the FPGA model on the GPU (else the CPU).
-SPEEDUP_BASELINE = "faiss_topk"
-SPEEDUP_BASELINE_BACKENDS = {"fpga-model": ["gpu", "cpu"], "opencl": ["cpu"]}
-
 # Our baselines beside the real libraries they stand for, on the same data in the same run.
 BASELINE_STRENGTH = [
-    {"label": f"{label} / baselines.faiss_topk on the {backend.upper()}, {what}",
-     "real": {"system": "faery", "impl": real, "scenario": scenario},
-     "ours": {"system": "faery", "impl": "faiss_topk", "backend": backend, "scenario": scenario},
-     "pair_on": pair_on}
+    BaselineStrength(f"{label} / baselines.faiss_topk on the {backend.upper()}, {what}",
+                     real={"system": "faery", "impl": real, "scenario": scenario},
+                     ours={"system": "faery", "impl": "faiss_topk", "backend": backend, "scenario": scenario},
+                     pair_on=pair_on)
     for real, label, backend in (("faiss-cpu", "faiss-cpu", "cpu"), ("torch-topk", "torch.topk(Q @ C.T)", "gpu"))
-    for scenario, what, pair_on in (("single-stream", "one query at a time", ["workload", "k"]),
-                                    ("offline", "offline batches", ["workload", "k", "batch"]))
+    for scenario, what, pair_on in (("single-stream", "one query at a time", ("workload", "k")),
+                                    ("offline", "offline batches", ("workload", "k", "batch")))
 ]
 
 _LATENCY = "latency of one top-100 query (s)"
@@ -813,3 +711,10 @@ PLOTS = [
      "xlabel": "K (results per query)", "ylabel": "modelled latency of one query (s)",
      "style": "line", "logx": True, "logy": False},
 ]
+
+
+SYSTEM = System(
+    "faery", experiments, cli=cli, plots=PLOTS, report_tables=report_tables, baseline_strength=BASELINE_STRENGTH,
+    # Every other implementation against the Faiss-like baseline on the parameters both share: on its
+    # own backend, and for the FPGA model on the GPU (else the CPU); PoCL runs on the CPU cores.
+    speedup=SpeedupTable("faiss_topk", baseline_backends={"fpga-model": ("gpu", "cpu"), "opencl": ("cpu",)}))

@@ -14,7 +14,7 @@ citeseer, which only G2Miner runs (the baseline has no FSM).
 Tiers: quick runs every problem on citeseer (exact ground truth, checked) and,
 on the CPU, G2Miner against pangolin_bfs on kron12 (a small skewed graph, where
 the work outweighs thread start-up; ground truth checked) for TC, 4-CL, diamond
-and 4-cycle; full runs kron16-18 and, on the GPU, kron21, as FULL_GRID lists, plus the
+and 4-cycle; full runs kron16-18 and, on the GPU, kron21, as `g2miner.toml` lists, plus the
 multi-GPU runs (the scheduler over 2, 4, 8 GPUs) that this machine has GPUs for.  Preprocessing
 (orientation, relabelling) happens before the timed region for both systems:
 pangolin_bfs prepares in `build`, G2Miner caches its prepared graph on first
@@ -26,21 +26,23 @@ the kernels alone for any pattern, the same way.
 
 from __future__ import annotations
 
-import functools
 import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import click
 
 import devices
-from harness.registry import Experiment, Trial, experiment
+from harness import grids
+from harness.registry import Experiment, Trial
+from harness.systems import SpeedupTable, System
 from workloads import catalog
 from workloads.graphs import CSRGraph
 from workloads.limits import quote
 
-SYSTEM = "g2miner"
+NAME = "g2miner"
 
 
 @dataclass(frozen=True)
@@ -81,43 +83,7 @@ PROBLEMS: dict[str, Problem] = {
                     lambda: _pangolin().motif_plan(4)),
 }
 
-FSM_SUPPORTS = (50, 100, 300)  # citeseer has 3,312 vertices: the paper's 300..5000 leave almost nothing frequent
-QUICK_WORKLOADS = ("citeseer",)
-# The quick tier's Kronecker comparison (CPU only): seconds for both systems on 2 cores.
-QUICK_KRON = "kron12"
-QUICK_KRON_PROBLEMS = ("TC", "4-CL", "diamond", "4-cycle")
-QUICK_KRON_IMPLS = (("g2miner", "cpu"), ("pangolin_bfs", "cpu"))
-ALL_PROBLEMS = tuple(PROBLEMS)
-KRON_FULL = ("kron16", "kron17", "kron18")
-SEARCH_PROBLEMS = ("TC", "4-CL", "5-CL", "4-cycle", "diamond")
-# The BFS baseline enumerates every embedding of every level, the last one
-# included, where G2Miner counts the last level from a set size.  On 2 cores and
-# kron16 that is 2 s for TC and 30 s for 4-CL, but several minutes a run for
-# diamonds (billions, each enumerated) and more for 5-CL and 4-cycles; 4-MC
-# would enumerate about 5.6e11 3-stars.  Its CPU grid is the part that finishes
-# in a full run; the GPU runs more.
-PANGOLIN_CPU_FULL = {"kron16": ("TC", "4-CL", "3-MC"),
-                     "kron17": ("TC", "3-MC"),
-                     "kron18": ("TC", "3-MC")}
-PANGOLIN_GPU_FULL = {"kron16": ("TC", "4-CL", "5-CL", "4-cycle", "diamond", "3-MC"),
-                     "kron17": ("TC", "4-CL", "diamond", "3-MC"),
-                     "kron18": ("TC", "4-CL", "diamond", "3-MC"),
-                     "kron21": ("TC", "4-CL")}
-# (impl, backend) -> {workload: problems} for the full tier.  OpenCL runs on
-# PoCL (the CPU cores), so only kron16; kron21 is the H100 target graph.
-FULL_GRID: dict[tuple[str, str], dict[str, tuple[str, ...]]] = {
-    ("g2miner", "cpu"): {w: ALL_PROBLEMS for w in KRON_FULL},
-    ("g2miner", "opencl"): {"kron16": ALL_PROBLEMS},
-    ("g2miner", "gpu"): {**{w: ALL_PROBLEMS for w in KRON_FULL}, "kron21": SEARCH_PROBLEMS},
-    ("pangolin_bfs", "cpu"): PANGOLIN_CPU_FULL,
-    ("pangolin_bfs", "gpu"): PANGOLIN_GPU_FULL,
-}
 G2MINER_BACKENDS = ("cpu", "opencl", "gpu")
-# Multi-GPU scaling: the scheduler's partitions, one per GPU, for each GPU
-# count this machine has; the claim divides the one-GPU time by these.
-MULTI_GPU_COUNTS = (2, 4, 8)
-MULTI_GPU_WORKLOADS = ("kron18", "kron21")
-
 
 def _metrics(value: int | dict[str, int]) -> dict[str, float]:
     if isinstance(value, dict):
@@ -160,7 +126,7 @@ def build_pangolin(graph: CSRGraph, p: dict[str, Any], workload: str, backend: s
 
 
 def build_multi_gpu(graph: CSRGraph, p: dict[str, Any], workload: str) -> Trial:
-    from impls.g2miner.scheduler import count_partitioned
+    from impls.g2miner.partition import count_partitioned
 
     pattern = PROBLEMS[p["problem"]].truth_key
     return Trial(run=lambda: count_partitioned(graph, pattern, backend="gpu", num_partitions=p["gpus"]).total,
@@ -188,66 +154,33 @@ def build_fsm(graph: CSRGraph, p: dict[str, Any]) -> Trial:
                  metrics=lambda found: {"count": float(len(found))})
 
 
-def _declare(impl: str, backend: str, workload: str, problem: str, tier: str) -> Experiment:
-    build = build_g2miner if impl == "g2miner" else build_pangolin
-    params: dict[str, Any] = {"problem": problem}
-    if impl == "g2miner" and backend == "gpu":
-        params["gpus"] = 1
-    return experiment(SYSTEM, impl, backend, workload, functools.partial(build, workload=workload, backend=backend),
-                      params=params, tiers=tier, kind="measured",
-                      description=f"{problem} on {workload}: {impl} ({backend})")
+BUILDERS = {"g2miner": build_g2miner, "pangolin": build_pangolin, "fsm": build_fsm,
+            "adjacency_floor": build_adjacency_floor, "plain_triangles": build_plain_triangles,
+            "multi_gpu": build_multi_gpu}
+GRIDS = grids.load(Path(__file__).with_suffix(".toml"))
+ALL_PROBLEMS = GRIDS.vars["all_problems"]
 
 
 def experiments() -> list[Experiment]:
-    # Every (impl, backend) pair of the full grid runs every problem on the quick workloads.
-    out = [_declare(impl, backend, workload, problem, "quick")
-           for impl, backend in FULL_GRID for workload in QUICK_WORKLOADS for problem in ALL_PROBLEMS]
-    out += [_declare(impl, backend, QUICK_KRON, problem, "quick")
-            for impl, backend in QUICK_KRON_IMPLS for problem in QUICK_KRON_PROBLEMS]
-    out += [experiment(SYSTEM, "g2miner", "cpu", "citeseer", build_fsm,
-                       params={"problem": "3-FSM", "support": support}, tiers="quick",
-                       description=f"3-FSM (2 edges) on citeseer, support {support}: g2miner (cpu)")
-            for support in FSM_SUPPORTS]
-    out += [_declare(impl, backend, workload, problem, "full")
-            for (impl, backend), grid in FULL_GRID.items() for workload, problems in grid.items()
-            for problem in problems]
-    out += [experiment(SYSTEM, "adjacency-floor", "cpu", workload, build_adjacency_floor,
-                       params={"floor": "adjacency"}, tiers="quick",
-                       description=f"the adjacency floor on {workload}: both neighbour lists of every edge, read once")
-            for workload in (QUICK_KRON,)]  # citeseer's lists take microseconds: no floor to speak of
-    out += [experiment(SYSTEM, "plain-triangles", "cpu", workload,
-                       functools.partial(build_plain_triangles, workload=workload),
-                       params={"problem": "TC"}, tiers="quick",
-                       description=f"the textbook edge-iterator triangle count on {workload}, a plain numba merge")
-            for workload in (QUICK_KRON,)]
-    out += [experiment(SYSTEM, "g2miner", "gpu", workload, functools.partial(build_multi_gpu, workload=workload),
-                       params={"problem": problem, "gpus": gpus}, tiers="full", requires=(f"gpus:{gpus}",),
-                       description=f"{problem} on {workload}: g2miner, edge list scheduled over {gpus} GPUs")
-            for gpus in MULTI_GPU_COUNTS for workload in MULTI_GPU_WORKLOADS for problem in SEARCH_PROBLEMS]
-    return out
+    return GRIDS.experiments(NAME, BUILDERS)
 
-
-# The report's speedup tables: the Pangolin-style baseline's time over each implementation's, per problem.
-SPEEDUP_BASELINE = "pangolin_bfs"
-SPEEDUP_PAIR_ON = ["problem"]
-SPEEDUP_BASELINE_BACKENDS = {"opencl": ["cpu"]}  # PoCL runs on the CPU cores
 
 _TIME = "median time (s)"
 PLOTS = [
     {"title": f"G2Miner vs pangolin_bfs per problem on citeseer, {where}",
-     "select": {"system": SYSTEM, "workload": "citeseer", "backend": backend, "problem": list(ALL_PROBLEMS)},
+     "select": {"system": NAME, "workload": "citeseer", "backend": backend, "problem": list(ALL_PROBLEMS)},
      "x": "problem", "y": "time_s", "hue": "impl", "series": "{}", "xlabel": "mining problem", "ylabel": _TIME,
      "style": "points", "logx": False, "logy": True}
     for backend, where in (("cpu", "on the CPU"), ("gpu", "on the GPU"))
 ] + [
     {"title": f"{problem}: G2Miner vs pangolin_bfs on Kronecker graphs, {where}",
-     "select": {"system": SYSTEM, "problem": problem, "backend": backend, "workload": "kron*"},
+     "select": {"system": NAME, "problem": problem, "backend": backend, "workload": "kron*"},
      "x": "size.edges", "y": "time_s", "hue": "impl", "series": "{}", "xlabel": "edges in the graph",
      "ylabel": _TIME, "style": "line", "logx": True, "logy": True}
     for problem in ("TC", "4-CL", "diamond", "4-cycle") for backend, where in (("cpu", "on the CPU"), ("gpu", "on the GPU"))
 ] + [
     {"title": "G2Miner per problem on citeseer, by backend",
-     "select": {"system": SYSTEM, "workload": "citeseer", "impl": "g2miner", "problem": list(ALL_PROBLEMS)},
+     "select": {"system": NAME, "workload": "citeseer", "impl": "g2miner", "problem": list(ALL_PROBLEMS)},
      "x": "problem", "y": "time_s", "hue": "backend", "series": "G2Miner on {}", "xlabel": "mining problem",
      "ylabel": _TIME, "style": "points", "logx": False, "logy": True},
 ]
@@ -265,7 +198,7 @@ def _graph(spec: str) -> CSRGraph:
     return load(spec)
 
 
-@click.group(SYSTEM, help="G2Miner: search plans and counts.")
+@click.group(NAME, help="G2Miner: search plans and counts.")
 def cli() -> None:
     pass
 
@@ -322,7 +255,7 @@ def bench_command(patterns: tuple[str, ...], workload: str, backend: str, induce
     from devices.timers import timer_for
     from harness.measure import Settings, measure
     from impls.g2miner.prepare import prepare
-    from impls.g2miner.runner import count_prepared
+    from impls.g2miner.dispatch import count_prepared
 
     ok, why = devices.can_run(backend)
     if not ok:
@@ -363,3 +296,9 @@ def _pattern_spec(text: str) -> str | list[tuple[int, int]]:
                              f"0..{MAX_PATTERN_VERTICES - 1}; a pattern has at most {MAX_PATTERN_VERTICES} vertices")
         edges.append((int(match.group(1)), int(match.group(2))))
     return edges
+
+
+SYSTEM = System(
+    NAME, experiments, cli=cli, plots=PLOTS,
+    # The Pangolin-style baseline's time over each implementation's, per problem; PoCL runs on the CPU cores.
+    speedup=SpeedupTable("pangolin_bfs", pair_on=("problem",), baseline_backends={"opencl": ("cpu",)}))

@@ -8,7 +8,7 @@ search plan (`plan`), and a backend generates and runs a kernel for it:
 - "gpu": CUDA C on cupy (`impls.g2miner.gpu`).
 
 Problems: `count`, `triangles`, `cliques`, `motifs`, `fsm`.  Every function
-takes `backend=`; multi-device runs go through `impls.g2miner.scheduler`.
+takes `backend=`; multi-device runs go through `impls.g2miner.partition`.
 Arguments of the wrong type (a pattern of None, k=4.0, a backend that is not a
 name) are refused with a ValueError naming the parameter.
 """
@@ -27,7 +27,7 @@ from impls.g2miner import fsm as _fsm
 from impls.g2miner import motifs as _motifs
 from impls.g2miner.fsm import FrequentPattern
 from impls.g2miner.pattern import Pattern
-from impls.g2miner.runner import BACKENDS, count_plan
+from impls.g2miner.dispatch import BACKENDS, count_plan
 from workloads.graphs import CSRGraph
 from workloads.limits import quote
 

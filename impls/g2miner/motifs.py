@@ -18,7 +18,7 @@ import numpy as np
 
 from impls.g2miner import pattern as patterns
 from impls.g2miner.analyser import plan
-from impls.g2miner.runner import check_backend, count_plan
+from impls.g2miner.dispatch import check_backend, count_plan
 from workloads.graphs import CSRGraph
 
 MOTIF_SIZES = (3, 4)

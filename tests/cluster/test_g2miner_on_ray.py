@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import impls.g2miner as g2miner
-from impls.g2miner.scheduler import count_partitioned
+from impls.g2miner.partition import count_partitioned
 from workloads.graphs import from_edges
 
 pytestmark = pytest.mark.cluster

@@ -1,15 +1,19 @@
 """Adding a FAERY backend, shown from a test: a trivial numpy `Searcher`, registered here, runs
 under `Index`, one-call `search`, `Cluster` and the harness's experiments with no other file
 touched.  In the tree the same backend is a module plus one line in `impls/faery/backend.py`
-(`_SEARCHER_MODULES`), and one line in `SUTS` of `harness/systems/faery.py` for its experiments.
+(`_SEARCHER_MODULES`), and, for its experiments, one line in `SUTS` of `harness/systems/faery.py` and its name in the
+`backend` lists of `harness/systems/faery.toml`.
 Also: `RowStore` in device memory, on a stand-in device array."""
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import pytest
 
 import impls.faery as faery_lib
+from harness import grids
 from harness.systems import faery as faery_system
 from impls.faery import backend
 from impls.faery.backend import RowStore, StoredRows
@@ -70,10 +74,16 @@ def test_a_registered_backend_serves_index_search_and_cluster(numpy_backend: str
         cluster.close()
 
 
-def test_a_registered_backend_runs_the_harness_experiments(numpy_backend: str, monkeypatch) -> None:
-    monkeypatch.setitem(faery_system.SUTS, ("faery", numpy_backend), (faery_system._faery(numpy_backend), ()))
+def test_a_registered_backend_runs_the_harness_experiments(numpy_backend: str, monkeypatch, tmp_path) -> None:
+    sut = functools.partial(faery_system._faery, backend=numpy_backend)
+    monkeypatch.setitem(faery_system.SUTS, ("faery", numpy_backend), (sut, ()))
+    grid = tmp_path / "faery.toml"  # what the backend's name in harness/systems/faery.toml declares
+    grid.write_text(f'[[grid]]\nbuild = "single_stream"\nimpl = "faery"\nbackend = "{numpy_backend}"\n'
+                    'workload = "gaussian-25k-d128-fp32"\nparams = { scenario = "single-stream", k = 10, batch = 1 }\n')
+    [exp] = grids.load(grid).experiments("faery", faery_system.BUILDERS)
+    assert exp.id == f"faery/faery/{numpy_backend}/gaussian-25k-d128-fp32/batch=1,k=10,scenario=single-stream"
     data = gaussian(2000, 16, queries=8, seed=2)
-    trial = faery_system.build_single_stream("faery", numpy_backend)(data, {"k": 10, "batch": 1})
+    trial = exp.build(data, exp.params)
     result = trial.run()
     trial.check(result)
     assert trial.metrics(result)["pass_rate"] == 1.0

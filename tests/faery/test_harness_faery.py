@@ -40,14 +40,14 @@ def test_every_measurable_faery_claim_selects_registered_experiments() -> None:
 
 @pytest.mark.parametrize("impl, backend", [("faery", "cpu"), ("faiss_topk", "cpu"), ("numpy", "cpu")])
 def test_single_stream_and_offline_builds_run_and_check(impl: str, backend: str) -> None:
-    trial = faery.build_single_stream(impl, backend)(TINY, {"k": 10, "batch": 1, "scenario": "single-stream"})
+    trial = faery.build_single_stream(TINY, {"k": 10, "batch": 1, "scenario": "single-stream"}, impl, backend)
     result = trial.run()
     trial.check(result)
     figures = trial.metrics(result)
     assert figures["loadgen_queries"] >= faery.LOADGEN_QUERIES and figures["p99_s"] >= figures["p50_s"] > 0
     if impl == "faery":
         assert 0 < figures["pass_rate"] <= 1
-    trial = faery.build_offline(impl, backend)(TINY, {"k": 10, "batch": 16, "scenario": "offline"})
+    trial = faery.build_offline(TINY, {"k": 10, "batch": 16, "scenario": "offline"}, impl, backend)
     result = trial.run()
     trial.check(result)
     assert trial.metrics(result)["qps"] > 0
@@ -122,3 +122,32 @@ def test_bench_command_refuses_bad_options(args: list[str], message: str) -> Non
 
     result = CliRunner().invoke(faery.cli, ["bench", "--workload", "gaussian-25k-d128-fp32", *args])
     assert isinstance(result.exception, ValueError) and message in str(result.exception)
+
+
+def _synthesis_row(k: int, lut: float) -> dict:
+    return {"id": 7, "system": "faery", "backend": "fpga-rtl", "experiment_id": f"synth-{k}", "workload": "w",
+            "params": {"scenario": "synthesis", "k": k},
+            "metrics": {"synth_lut": lut, "synth_ff": 100.0, "synth_bram": 2.0, "synth_dsp": 512.0}}
+
+
+def test_resources_table_shows_stored_synthesis_rows() -> None:
+    table = faery.report_tables([_synthesis_row(512, 87168.0)])["faery-resources"]
+    assert "recorded" not in table["title"]
+    assert [(r["K"], r["LUT here"], r["LUT SNARY"], r["_rows"]) for r in table["rows"]] == \
+        [(512, "10.0% (87,168)", "18.2%", (7,))]
+
+
+def test_resources_table_falls_back_to_the_recorded_figures_as_performance_md_gives_them(monkeypatch) -> None:
+    from pathlib import Path
+
+    from impls.faery.rtl import synth
+
+    table = faery.report_tables([])["faery-resources"]
+    assert "recorded" in table["title"] and faery.SYNTH_COMMAND in table["note"]
+    assert [r["K"] for r in table["rows"]] == sorted(e.params["k"] for e in faery.experiments()
+                                                     if e.params.get("scenario") == "synthesis")
+    performance = (Path(synth.__file__).parents[1] / "PERFORMANCE.md").read_text()
+    for r in table["rows"]:  # the recorded file and the documented table are the same figures
+        assert "| " + " | ".join(str(r[c]) for c in table["columns"]) + " |" in performance, r
+    monkeypatch.setattr(synth, "design_fingerprint", lambda: "another design")
+    assert "THE DESIGN HAS CHANGED SINCE" in faery.report_tables([])["faery-resources"]["note"]

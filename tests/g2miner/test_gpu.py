@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from impls import g2miner
-from impls.g2miner.scheduler import count_partitioned
+from impls.g2miner.partition import count_partitioned
 from workloads.graphs import kron
 
 from tests.g2miner.test_counts import EDGE_INDUCED_TRUTH, MOTIF_TRUTH

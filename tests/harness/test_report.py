@@ -61,7 +61,7 @@ def test_a_plot_of_one_point_per_series_becomes_a_table_and_others_get_labelled_
     add(store, store.run_id, "faiss_topk", "cpu", 0.03, workload="gaussian-100k-d128-fp32", **SINGLE)
     drawn = [p for p in report.plots(report.results_frame(store.latest()), tmp_path) if "file" in p]
     assert drawn and all((tmp_path / p["file"]).stat().st_size > 1000 for p in drawn)
-    for spec in (s for mod in registry.system_modules().values() for s in getattr(mod, "PLOTS", [])):
+    for spec in (s for system in registry.declared_systems().values() for s in system.plots):
         assert spec.get("style", "line") in ("line", "points"), spec["title"]
         for axis in ("x", "y"):
             label = spec.get(f"{axis}label") or report.FIELD_LABELS.get(spec[axis])

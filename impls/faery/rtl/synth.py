@@ -1,17 +1,23 @@
 """Resource figures: the accelerator synthesised by yosys for UltraScale+ (`synth_xilinx -family xcup`).
 
-    python -m impls.faery.rtl.synth --k 512 1024 2048 4096 [--json out.json]
+    python -m impls.faery.rtl.synth --k 512 1024 2048 4096 [--json out.json] [--record]
 
 synthesises SNARY's U50 configuration (16 channels x 32 B, 128-d int8, 4 embeddings a
 cycle, filter buffer 2K) at each K and prints LUT, FF, BRAM and DSP counts as shares of
 the U50's, beside SNARY's table.  These are yosys's counts before place and route, which
 is not available here: no clock frequency is estimated.  The stream source is left out:
 it stands for the HBM, whose beats are the design's input port.
+
+Synthesis takes 17 to 78 minutes of CPU per K, so the figures of the last full run are
+kept in `resources.json` beside this file (`--record` rewrites it), with a fingerprint of
+the design's sources: the report shows them, labelled as recorded, when its store holds
+no synthesis rows, and says so when the design has changed since.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import shutil
@@ -32,6 +38,11 @@ U50 = {"lut": 871_680, "ff": 1_743_360, "bram": 1_344, "dsp": 5_952}
 # SNARY's U50 table (shared/papers/faery.md), percent of the device.
 SNARY = {512: {"lut": 18.2, "ff": 12.2, "bram": 18.4}, 1024: {"lut": 26.4, "ff": 14.1, "bram": 18.4},
          2048: {"lut": 34.4, "ff": 16.0, "bram": 20.4}, 4096: {"lut": 40.2, "ff": 24.2, "bram": 20.4}}
+
+# The modules that build the synthesised design: a change to any of them makes the recorded figures stale.
+DESIGN_SOURCES = ("rtl/top.py", "rtl/source.py", "rtl/score.py", "rtl/filter.py", "rtl/fifo.py", "rtl/sorter.py",
+                  "rtl/readout.py", "rtl/params.py", "fpga_model/config.py")
+RECORDED = Path(__file__).with_name("resources.json")
 
 # LUTs each LUT-RAM or shift-register primitive occupies (UltraScale+ CLB, UG574).
 LUT_MEMORY = {"RAM16X1D": 2, "RAM32X1D": 2, "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1D": 8,
@@ -78,6 +89,26 @@ def synthesise(k: int) -> dict[str, float]:
     return {"k": float(k), **counts, **shares, "yosys_s": seconds}
 
 
+def design_fingerprint() -> str:
+    """sha256 over the design's sources, in DESIGN_SOURCES order."""
+    faery = Path(__file__).parent.parent
+    digest = hashlib.sha256()
+    for name in DESIGN_SOURCES:
+        digest.update(name.encode() + b"\0" + (faery / name).read_bytes())
+    return digest.hexdigest()
+
+
+def recorded() -> dict:
+    """The recorded figures: `rows` (k, lut, ff, bram, dsp), `command`, `source`, `yosys`, and `current`
+    (whether the design's sources are those the figures were synthesised from)."""
+    doc = json.loads(RECORDED.read_text())
+    return {**doc, "current": doc["design"] == design_fingerprint()}
+
+
+def yosys_version() -> str:
+    return subprocess.run(["yosys", "-V"], capture_output=True, text=True).stdout.strip()
+
+
 def table(rows: list[dict[str, float]]) -> list[str]:
     """Markdown: each K's shares of the U50 beside SNARY's."""
     out = ["| K | LUT (here) | LUT (SNARY) | FF (here) | FF (SNARY) | BRAM (here) | BRAM (SNARY) | DSP (here) | yosys |",
@@ -96,6 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--k", type=int, nargs="+", default=[512, 1024, 2048, 4096])
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--record", action="store_true", help=f"make these the recorded figures ({RECORDED.name})")
     args = parser.parse_args(argv)
     rows = []
     for k in args.k:
@@ -103,6 +135,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"K={k}: " + ", ".join(f"{n}={rows[-1][n]:g}" for n in ("lut", "ff", "bram", "dsp", "yosys_s")), flush=True)
         if args.json:
             Path(args.json).write_text(json.dumps(rows, indent=1))
+    if args.record:
+        RECORDED.write_text(json.dumps({
+            "source": "python -m impls.faery.rtl.synth --record", "yosys": yosys_version(),
+            "command": "python -m impls.faery.rtl.synth --k " + " ".join(map(str, args.k)),
+            "design": design_fingerprint(),
+            "rows": [{name: r[name] for name in ("k", "lut", "ff", "bram", "dsp")} for r in rows]}, indent=1) + "\n")
     print("\n".join(table(rows)))
 
 

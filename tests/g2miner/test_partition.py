@@ -7,7 +7,7 @@ import pytest
 
 from impls import g2miner
 from impls.g2miner.prepare import prepare
-from impls.g2miner.scheduler import POLICIES, count_partitioned, partition_edges
+from impls.g2miner.partition import POLICIES, count_partitioned, partition_edges
 
 from tests.g2miner.conftest import CI_BACKENDS
 

@@ -32,7 +32,7 @@ from impls.g2miner import pattern as patterns
 from impls.g2miner.analyser import SearchPlan
 from impls.g2miner.analyser import plan as make_plan
 from impls.g2miner.prepare import PreparedGraph, prepare
-from impls.g2miner.runner import check_backend, count_prepared
+from impls.g2miner.dispatch import check_backend, count_prepared
 from workloads.graphs import CSRGraph
 
 POLICIES = ("round-robin", "even", "least-work")
