@@ -380,7 +380,7 @@ def report_tables(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         record = recorded()
         stored = [(row, ()) for row in record["rows"]]
         resources_title = " (recorded: not synthesised in this store)"
-        source = (f"recorded from {record['source']}, by `{record['command']}` with {record['yosys']}"
+        source = (f"figures from {record['source']}, made by `{record['command']}` with {record['yosys']}"
                   + ("" if record["current"] else "; THE DESIGN HAS CHANGED SINCE: these figures may be stale")
                   + f"; to synthesise here and store them: `{SYNTH_COMMAND}`")
     pct = lambda v: f"{v:.1f}%"  # noqa: E731

@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
             Path(args.json).write_text(json.dumps(rows, indent=1))
     if args.record:
         RECORDED.write_text(json.dumps({
-            "source": "python -m impls.faery.rtl.synth --record", "yosys": yosys_version(),
+            "source": f"a synthesis run of {time.strftime('%Y-%m-%d')}", "yosys": yosys_version(),
             "command": "python -m impls.faery.rtl.synth --k " + " ".join(map(str, args.k)),
             "design": design_fingerprint(),
             "rows": [{name: r[name] for name in ("k", "lut", "ff", "bram", "dsp")} for r in rows]}, indent=1) + "\n")
