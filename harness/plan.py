@@ -1,9 +1,10 @@
 """What a `recmine reproduce` would run: the experiments behind each claim, what each needs, how long it takes.
 
 An experiment's time and memory come from this machine's stored results where there are any:
-its wall time is the gap between its row and the row stored before it in the same run (the
-first row of a run counts from the run's start), its memory the peak resident memory stored
-with it.  Otherwise they come from the cost model below, whose constants were fitted to a
+its wall time is the `wall_s` stored with it (every setup of it, wherever in the run each was
+timed) or, for rows stored without one, the gap between its row and the row stored before it in
+the same run (the first row of a run counts from the run's start); its memory the peak resident
+memory stored with it.  Otherwise they come from the cost model below, whose constants were fitted to a
 quick-tier run on a 2-core x86 machine (README, "Tiers and how long they take"); a faster or
 busier machine moves every figure, which is why stored results win wherever they exist.
 """
@@ -73,7 +74,8 @@ def stored_costs(rows: Iterable[Row], runs: list[dict[str, Any]], machine_id: st
         begin = previous.get(row["run_id"], started.get(row["run_id"], row["created"]))
         previous[row["run_id"]] = row["created"]
         if row["machine_id"] == machine_id:
-            costs[row["experiment_id"]] = (row["created"] - begin, row["peak_memory_bytes"])
+            wall = (row.get("stats") or {}).get("wall_s", row["created"] - begin)
+            costs[row["experiment_id"]] = (wall, row["peak_memory_bytes"])
     return costs
 
 

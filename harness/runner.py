@@ -185,6 +185,7 @@ def run_all(session: Session, exps: Iterable[Experiment], settings: Settings, fo
               for exp in runnable}
     bar = progress_bar(sum(rounds.values()) + len(runnable), progress)
     earlier: dict[str, list[Measurement] | str] = {}  # per claimed experiment: its setups so far, or its error
+    spent: dict[str, float] = {}  # per claimed experiment: wall seconds of its earlier setups
     held: list[Experiment] = []  # claimed, not yet released
 
     def claim(exp: Experiment) -> bool:
@@ -211,7 +212,9 @@ def run_all(session: Session, exps: Iterable[Experiment], settings: Settings, fo
                     continue
                 if isinstance(earlier[exp.id], list):
                     show(f"setup {round_number + 1}: {exp.id}")
+                    began = time.perf_counter()
                     m = or_error(lambda: earlier_setup(exp, settings), debug)
+                    spent[exp.id] = spent.get(exp.id, 0.0) + time.perf_counter() - began
                     earlier[exp.id] = m if isinstance(m, str) else [*earlier[exp.id], m]
                 bar.update(1)
         for exp in runnable:
@@ -219,8 +222,11 @@ def run_all(session: Session, exps: Iterable[Experiment], settings: Settings, fo
                 continue  # not ours: already stored, or another run's
             show(exp.id)
             before = earlier[exp.id]
+            began = time.perf_counter()
             outcome = before if isinstance(before, str) else \
                 or_error(lambda: run(exp, settings, earlier=before if exp.kind == "measured" else None), debug)
+            if not isinstance(outcome, str):  # its whole cost, setups of the first round included (harness.plan)
+                outcome.stats["wall_s"] = spent.get(exp.id, 0.0) + time.perf_counter() - began
             if isinstance(outcome, str):
                 session.record(exp, error=outcome)
                 summary.failed[exp.id] = outcome

@@ -98,6 +98,7 @@ def test_run_all_spreads_each_experiments_setups_over_the_run(tmp_path, monkeypa
     assert "ZeroDivisionError" in summary.failed[failing.id]
     assert {r["experiment_id"]: len(r["stats"]["setup_medians"]) for r in rows if r["status"] == "ok"} == \
         {e.id: 2 for e in exps}
+    assert all(r["stats"]["wall_s"] > 0 for r in rows if r["status"] == "ok")  # both setups' cost, for harness.plan
 
 
 def test_a_bad_threads_parameter_is_refused(monkeypatch):

@@ -93,6 +93,14 @@ def test_stored_costs_are_the_gaps_between_a_runs_rows(store):
     assert plan.stored_costs(store.rows(), store.runs(), "another machine") == {}
 
 
+def test_a_stored_wall_time_wins_over_the_gap(store):
+    """reproduce times an experiment's setups in different rounds: the gap before its row is not its cost."""
+    row = add(store, store.run_id, "faery", "cpu", 0.1, **SINGLE)
+    store.conn.execute("UPDATE results SET stats = ? WHERE id = ?", ('{"n": 3, "wall_s": 7.5}', row))
+    [(wall, _)] = plan.stored_costs(store.rows(), store.runs(), "m1").values()
+    assert wall == 7.5
+
+
 def test_the_dry_run_lists_each_claims_experiments_with_needs_and_a_total(tmp_path):
     result = CliRunner().invoke(cli, ["reproduce", "--quick", "--dry-run", "--store", str(tmp_path / "none.sqlite")])
     assert result.exit_code == 0, result.output
