@@ -52,13 +52,18 @@ class Grids:
                 for exp in _expand(system, entry, builders, f"{self.path.name} [[grid]] {number}")]
 
 
-def load(path: str | Path) -> Grids:
+def load(path: str | Path, given: Mapping[str, Any] | None = None) -> Grids:
+    """The grids of `path`; `given` are more [vars], values the system module owns (so that they are
+    written once), which the file may not define again."""
     path = Path(path)
     try:
         doc = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: not valid TOML ({exc})") from None
-    names = doc.get("vars", {})
+    twice = set(doc.get("vars", {})) & set(given or {})
+    if twice:
+        raise ValueError(f"{path}: [vars] defines {', '.join(sorted(twice))}, which its module gives")
+    names = {**(given or {}), **doc.get("vars", {})}
     unknown_top = set(doc) - {"vars", "grid"}
     if unknown_top:
         raise ValueError(f"{path}: unknown table(s) {', '.join(sorted(unknown_top))}; a grids file holds vars and grid")

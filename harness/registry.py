@@ -18,6 +18,8 @@ import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
+from harness.systems import System
+
 KINDS = ("measured", "modelled", "simulated")
 
 
@@ -100,14 +102,14 @@ def _match_one(have: Any, want: Any) -> bool:
 
 
 @functools.cache
-def declared_systems() -> dict[str, Any]:
-    """Every `harness.systems.<name>` module's `SYSTEM` (a `harness.systems.System`), by system name."""
+def declared_systems() -> dict[str, System]:
+    """Every `harness.systems.<name>` module's `SYSTEM`, by system name."""
     import harness.systems
 
     out = {}
     for info in pkgutil.iter_modules(harness.systems.__path__):
         system = importlib.import_module(f"harness.systems.{info.name}").SYSTEM
-        if not isinstance(system, harness.systems.System) or system.name != info.name:
+        if not isinstance(system, System) or system.name != info.name:
             raise TypeError(f"harness/systems/{info.name}.py: SYSTEM must be a System named {info.name!r}")
         out[info.name] = system
     return out

@@ -4,7 +4,7 @@
 sortable tables, plots as PNG beside it) and `report.md`, which holds everything the
 HTML holds except the images.
 
-Plot specs (`PLOTS` in harness/systems/<system>.py), one dict each:
+Plot specs (a system's `plots`, `harness.systems.System`), one dict each:
   title   what the plot shows (the figure's caption)
   select  a selector over experiment fields, as in claims.toml
   x, y    a field, parameter or figure (e.g. "size.n", "time_s", "channels")

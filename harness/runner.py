@@ -208,8 +208,8 @@ def run_all(session: Session, exps: Iterable[Experiment], settings: Settings, fo
     try:
         for round_number in range(max(rounds.values(), default=0)):
             for exp in runnable:
-                if rounds[exp.id] <= round_number or not (exp.id in earlier or (round_number == 0 and claim(exp))):
-                    continue
+                if rounds[exp.id] <= round_number or (round_number == 0 and not claim(exp)) or exp.id not in earlier:
+                    continue  # no setup left, or not ours: already stored, or another run's
                 if isinstance(earlier[exp.id], list):
                     show(f"setup {round_number + 1}: {exp.id}")
                     began = time.perf_counter()
@@ -218,19 +218,18 @@ def run_all(session: Session, exps: Iterable[Experiment], settings: Settings, fo
                     earlier[exp.id] = m if isinstance(m, str) else [*earlier[exp.id], m]
                 bar.update(1)
         for exp in runnable:
-            if exp.id not in earlier and (rounds[exp.id] > 0 or not claim(exp)):
+            if (rounds[exp.id] == 0 and not claim(exp)) or exp.id not in earlier:
                 continue  # not ours: already stored, or another run's
             show(exp.id)
             before = earlier[exp.id]
             began = time.perf_counter()
-            outcome = before if isinstance(before, str) else \
-                or_error(lambda: run(exp, settings, earlier=before if exp.kind == "measured" else None), debug)
-            if not isinstance(outcome, str):  # its whole cost, setups of the first round included (harness.plan)
-                outcome.stats["wall_s"] = spent.get(exp.id, 0.0) + time.perf_counter() - began
+            outcome = before if isinstance(before, str) else or_error(lambda: run(exp, settings, earlier=before), debug)
             if isinstance(outcome, str):
                 session.record(exp, error=outcome)
                 summary.failed[exp.id] = outcome
             else:
+                # its whole cost, the setups of the first rounds included (what harness.plan estimates from)
+                outcome.stats["wall_s"] = spent.get(exp.id, 0.0) + time.perf_counter() - began
                 session.record(exp, outcome)
                 summary.measured.append(exp.id)
                 if outcome.stats.get("unstable"):

@@ -7,7 +7,7 @@ and ends with `SYSTEM = System(...)`: everything the harness reads from it, and 
   over the module's `BUILDERS`.  The list never depends on the machine: an experiment whose backend
   is absent here is skipped when it runs.
 - `cli`: a click group mounted as `recmine <name> ...`.
-- `plots`: plot specs for the report (see `harness.report.plot`).
+- `plots`: plot specs for the report (see `harness.report`).
 - `speedup`: the report's speedup table against the system's baseline (a `SpeedupTable`); without
   one, the report lists each implementation's figures.
 - `baseline_strength`: pairs of (the real library, our baseline), whose time ratio says whether our

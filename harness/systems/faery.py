@@ -349,7 +349,9 @@ BUILDERS = {"single_stream": build_single_stream, "offline": build_offline, "ser
 
 
 def experiments() -> list[Experiment]:
-    return GRIDS.experiments("faery", BUILDERS)
+    """The grids' experiments; a system under test's also require what its SUTS entry needs."""
+    return [replace(e, requires=(*SUTS[(e.impl, e.backend)][1], *e.requires)) if (e.impl, e.backend) in SUTS else e
+            for e in GRIDS.experiments("faery", BUILDERS)]
 
 
 SYNTH_COMMAND = "recmine reproduce --full --system faery --where scenario=synthesis"

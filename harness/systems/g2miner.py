@@ -157,8 +157,8 @@ def build_fsm(graph: CSRGraph, p: dict[str, Any]) -> Trial:
 BUILDERS = {"g2miner": build_g2miner, "pangolin": build_pangolin, "fsm": build_fsm,
             "adjacency_floor": build_adjacency_floor, "plain_triangles": build_plain_triangles,
             "multi_gpu": build_multi_gpu}
-GRIDS = grids.load(Path(__file__).with_suffix(".toml"))
-ALL_PROBLEMS = GRIDS.vars["all_problems"]
+ALL_PROBLEMS = tuple(PROBLEMS)
+GRIDS = grids.load(Path(__file__).with_suffix(".toml"), given={"all_problems": list(ALL_PROBLEMS)})
 
 
 def experiments() -> list[Experiment]:

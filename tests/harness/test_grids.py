@@ -41,10 +41,10 @@ def _knowing(data, params, workload, backend):
     return ("knowing", workload, backend)
 
 
-def _load(tmp_path, text: str) -> grids.Grids:
+def _load(tmp_path, text: str, given: dict | None = None) -> grids.Grids:
     path = tmp_path / "s.toml"
     path.write_text(text)
-    return grids.load(path)
+    return grids.load(path, given=given)
 
 
 def test_every_list_is_a_dimension_in_the_order_written(tmp_path) -> None:
@@ -98,3 +98,11 @@ def test_registration_never_asks_the_machine(monkeypatch) -> None:
     assert all(isinstance(s, System) for s in systems.values())
     counts = {name: len(s.experiments()) for name, s in systems.items()}
     assert all(n > 0 for n in counts.values()), counts
+
+
+def test_values_the_module_owns_are_given_and_cannot_be_defined_again(tmp_path) -> None:
+    entry = ENTRY + 'workload = "w"\nparams = { size = "$sizes" }\n'
+    [one, two] = _load(tmp_path, entry, {"sizes": [1, 2]}).experiments("s", {"plain": _plain})
+    assert (one.params, two.params) == ({"size": 1}, {"size": 2})
+    with pytest.raises(ValueError, match=r"s.toml: \[vars\] defines sizes, which its module gives"):
+        _load(tmp_path, "[vars]\nsizes = [3]\n" + entry, {"sizes": [1, 2]})
