@@ -1,7 +1,8 @@
 """Experiment grids as data: `harness/systems/<system>.toml`, expanded into the registry's experiments.
 
-A grids file holds `[vars]`, named values, and `[[grid]]` entries.  Each entry declares
-the experiments of one builder:
+A grids file holds `[vars]`, named values (the system module may give more, those it owns:
+`load(path, given=...)`), and `[[grid]]` entries.  Each entry declares the experiments of one
+builder:
 
     [[grid]]
     build = "single_stream"             # a function in the system module's BUILDERS
