@@ -40,6 +40,12 @@ Each replica also keeps, per origin, the newest timestamp it holds (vector and r
 answer whose base is at or above it selects no row on any path, so its comparison is
 skipped (the answer and its `keys_compared` stay what the path gives), and a held long
 poll is rechecked with that test alone, without building its answers.
+
+Layout.  The replicas of the shards one server holds are one `ShardGroup`: every
+per-shard array has a row per shard, and all shards share one key store.  So a pull
+asks, and an answer carries, all of a server's shards at once (`ShardPulls`,
+`ShardDeltas`), and the loops over shards and rows run compiled (`impls.ekko.kernels`),
+one call per message.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from impls.ekko import kernels
 from wan.wire import HEADER_BYTES, KEY_BYTES, SHARD_ENTRY_BYTES, VERSION_BYTES, VV_ENTRY_BYTES
 
 ORIGIN_BITS = 16
@@ -116,33 +123,41 @@ class ProtocolConfig:
 
 # ------------------------------------------------------------------------------ messages
 
-
-@dataclass
-class ShardPull:
-    shard: int
-    vv: np.ndarray            # requester's version vector: the base of the answer
-    seen_incarnation: int     # responder incarnation at the requester's last merged answer
-    seen_shard_version: int   # responder shard version at that answer (-1: none)
+UNCHANGED, CACHE, FULL = 0, 1, 2
+PATHS = ("unchanged", "cache", "full")   # an answer's path per shard, by code
 
 
 @dataclass
-class ShardDelta:
-    shard: int
-    path: str                 # "unchanged" | "cache" | "full"
-    keys: np.ndarray
-    versions: np.ndarray
-    values: np.ndarray
-    base: np.ndarray          # every newer version (up to the cap) is in this answer
-    vv: np.ndarray            # the top: what the requester holds once its vector covers `base`
+class ShardPulls:
+    """What a requester asks one peer, for each shard it holds (one entry or row per shard)."""
+
+    shards: np.ndarray               # (S,) shard ids
+    vv: np.ndarray                   # (S, origins): the requester's version vectors, the answers' bases
+    seen_incarnation: np.ndarray     # (S,) responder incarnation at the requester's last merged answer
+    seen_shard_version: np.ndarray   # (S,) responder shard version at that answer (-1: none)
+
+
+@dataclass
+class ShardDeltas:
+    """A responder's answers for the shards of one pull: per shard a path, a base and a top; rows of all shards."""
+
+    shards: np.ndarray          # (S,) shard ids
+    paths: np.ndarray           # (S,) UNCHANGED | CACHE | FULL
+    row_shard: np.ndarray       # (R,) which shard (index into `shards`) each row is of; rows grouped by shard
+    keys: np.ndarray            # (R,)
+    versions: np.ndarray        # (R,)
+    values: np.ndarray          # (R, dim)
+    base: np.ndarray            # (S, origins): every newer version (up to the cap) is in this answer
+    vv: np.ndarray              # (S, origins): the tops (zero, and not sent, for unchanged shards)
     incarnation: int
-    shard_version: int
-    keys_compared: int
+    shard_versions: np.ndarray  # (S,)
+    keys_compared: np.ndarray   # (S,)
 
 
 @dataclass
 class PullRequest:
     src: int
-    shards: list[ShardPull]
+    pulls: ShardPulls
     pull_id: int = 0
     cap_us: int = NO_CAP                        # answer only versions with timestamp <= cap
     outstanding: tuple[int, ...] = ()           # earlier pulls to this responder still unanswered here
@@ -153,7 +168,7 @@ class PullRequest:
 @dataclass
 class PullResponse:
     src: int
-    shards: list[ShardDelta]
+    deltas: ShardDeltas
     pull_id: int = 0
 
 
@@ -167,139 +182,165 @@ class Send:
 
 @dataclass
 class Applied:
-    """Key versions that became visible at `server` for `shard` (for latency accounting)."""
+    """Key versions that became visible at `server` (for latency accounting)."""
 
     server: int
-    shard: int
     keys: np.ndarray
     versions: np.ndarray
 
 
-def _vv_bytes(vectors: list[np.ndarray]) -> int:
-    """Wire size of version vectors: only the nonzero entries are sent."""
-    return int(np.count_nonzero(np.concatenate(vectors))) * VV_ENTRY_BYTES if vectors else 0
-
-
 def request_bytes(req: PullRequest) -> tuple[int, int]:
-    return 0, (HEADER_BYTES + 8 * len(req.outstanding) + SHARD_ENTRY_BYTES * len(req.shards)
-               + _vv_bytes([s.vv for s in req.shards]))
+    """Wire size of a pull; of version vectors only the nonzero entries are sent."""
+    p = req.pulls
+    return 0, (HEADER_BYTES + 8 * len(req.outstanding) + SHARD_ENTRY_BYTES * len(p.shards)
+               + int(np.count_nonzero(p.vv)) * VV_ENTRY_BYTES)
 
 
 def response_bytes(resp: PullResponse, row_bytes: int) -> tuple[int, int]:
-    n_rows = sum(len(d.keys) for d in resp.shards)
-    meta = (HEADER_BYTES + SHARD_ENTRY_BYTES * len(resp.shards) + _vv_bytes([x for d in resp.shards for x in (d.vv, d.base)])
+    d = resp.deltas
+    n_rows = len(d.keys)
+    meta = (HEADER_BYTES + SHARD_ENTRY_BYTES * len(d.shards)
+            + (int(np.count_nonzero(d.vv)) + int(np.count_nonzero(d.base))) * VV_ENTRY_BYTES
             + n_rows * (KEY_BYTES + VERSION_BYTES))
     return n_rows * row_bytes, meta
 
 
-# ------------------------------------------------------------------------------ replica
+def is_empty(delta: ShardDeltas) -> bool:
+    """Whether answers would tell the requester nothing: no rows and no top above its base."""
+    return len(delta.keys) == 0 and bool((delta.vv <= delta.base).all())
 
 
-class HotKeyCache:
-    """The hot-key cache: the `capacity` most recently updated slots, touched in batches.
+# ------------------------------------------------------------------------------ replicas
 
-    Members sit in a flat array (so an answer reads them without a Python loop), each
-    with the stamp of its last touch; when a batch does not fit, one argpartition keeps
-    the most recently touched of members and newcomers (what a one-by-one LRU keeps).
-    `touch` returns the evicted slots, which the replica folds into its DVV.  Slots are
-    a replica's dense storage indices, so `position` is an array indexed by slot (-1:
-    not cached), grown as slots appear: a touch looks its slots up without a Python loop.
+
+class HotKeyCaches:
+    """The hot-key caches of a group's shards: per shard, the `capacity` most recently updated slots.
+
+    Each shard's cache is a list, oldest first, linked through slot-indexed arrays, so a
+    touch or a listing is one compiled loop (`kernels.touch`, `kernels.members`).  A batch
+    of touches keeps what a one-by-one LRU keeps; the slots that leave have their versions
+    folded into the shard's DVV.
     """
 
-    def __init__(self, capacity: int):
+    def __init__(self, n_shards: int, capacity: int, n_slots: int):
         self.capacity = capacity
-        self.slots = np.empty(capacity, dtype=np.int64)
-        self.stamps = np.empty(capacity, dtype=np.int64)
-        self.position = np.full(64, -1, dtype=np.int64)
-        self.n = 0
-        self.clock = 0
+        self.prev = np.full(n_slots, -1, dtype=np.int64)
+        self.next = np.full(n_slots, -1, dtype=np.int64)
+        self.cached = np.zeros(n_slots, dtype=bool)
+        self.head = np.full(n_shards, -1, dtype=np.int64)
+        self.tail = np.full(n_shards, -1, dtype=np.int64)
+        self.count = np.zeros(n_shards, dtype=np.int64)
 
-    def __len__(self) -> int:
-        return self.n
+    def grow(self, n_slots: int) -> None:
+        pad = n_slots - len(self.cached)
+        self.prev = np.concatenate([self.prev, np.full(pad, -1, np.int64)])
+        self.next = np.concatenate([self.next, np.full(pad, -1, np.int64)])
+        self.cached = np.concatenate([self.cached, np.zeros(pad, bool)])
 
-    def members(self) -> np.ndarray:
-        return self.slots[:self.n]
+    def touch(self, rows: np.ndarray, slots: np.ndarray, versions: np.ndarray, dvv: np.ndarray) -> np.ndarray:
+        """Mark `slots` (distinct, grouped by shard `rows`) as just updated; returns the slots that left."""
+        return kernels.touch(rows, slots, self.capacity, self.prev, self.next, self.cached, self.head, self.tail,
+                             self.count, versions, dvv)
 
-    def _place(self, slots: np.ndarray, stamps: np.ndarray, places: np.ndarray) -> None:
-        self.slots[places] = slots
-        self.stamps[places] = stamps
-        self.position[slots] = places
-
-    def touch(self, slots: np.ndarray) -> np.ndarray:
-        """Mark `slots` (distinct, >= 0) as just updated; returns the slots that left (or never entered) the cache."""
-        k = len(slots)
-        if k == 0:
-            return np.zeros(0, dtype=np.int64)
-        stamps = np.arange(self.clock, self.clock + k, dtype=np.int64)
-        self.clock += k
-        top = int(slots.max()) + 1
-        if top > len(self.position):
-            grown = np.full(max(top, 2 * len(self.position)), -1, dtype=np.int64)
-            grown[:len(self.position)] = self.position
-            self.position = grown
-        pos = self.position[slots]
-        hit = pos >= 0
-        self.stamps[pos[hit]] = stamps[hit]
-        miss = ~hit
-        new, new_stamps = slots[miss], stamps[miss]
-        if len(new) <= self.capacity - self.n:
-            self._place(new, new_stamps, np.arange(self.n, self.n + len(new)))
-            self.n += len(new)
-            return np.zeros(0, dtype=np.int64)
-        # Full: keep the `capacity` most recent of members and newcomers, drop the rest.
-        n = self.n
-        n_drop = n + len(new) - self.capacity
-        drop = np.argpartition(np.concatenate([self.stamps[:n], new_stamps]), n_drop - 1)[:n_drop]
-        drop_old = drop[drop < n]
-        drop_new = np.zeros(len(new), dtype=bool)
-        drop_new[drop[drop >= n] - n] = True
-        evicted = self.slots[drop_old].copy()
-        self.position[evicted] = -1
-        self._place(new[~drop_new], new_stamps[~drop_new], np.concatenate([np.arange(n, self.capacity), drop_old]))
-        self.n = self.capacity
-        return np.concatenate([evicted, new[drop_new]])
+    def members(self, row: int) -> np.ndarray:
+        return kernels.members(row, self.head, self.next, self.count)
 
 
-class ShardReplica:
-    """One replica of one shard: keys, versions, values, version vector, cache, DVV.
+class Promised:
+    """A responder's sent answers that one requester still awaited at its last pull, oldest first.
 
-    Keys, versions, values and the vector are durable (they survive a crash, as a
-    parameter server's store would); the cache, the stash of answers waiting for their
-    base and the per-peer memory are volatile.
+    Rows of preallocated arrays (a requester has at most `max_outstanding_per_peer` pulls
+    out to one peer), grown if a requester names more.
     """
 
-    def __init__(self, shard: int, config: ProtocolConfig):
-        self.shard = shard
+    def __init__(self, n_shards: int, n_origins: int, room: int):
+        self.n = 0
+        self.ids = np.zeros(room, dtype=np.int64)                # pull ids
+        self.sent = np.zeros((room, n_shards), dtype=bool)       # per answer and shard: answered (not unchanged)
+        self.sv = np.zeros((room, n_shards), dtype=np.int64)     # shard versions (-1: partial)
+        self.tops = np.zeros((room, n_shards, n_origins), dtype=np.int64)
+
+    def keep(self, outstanding: tuple[int, ...]) -> None:
+        """Forget the answers the requester no longer awaits (received, or given up)."""
+        kept = [k for k, i in enumerate(self.ids[:self.n].tolist()) if i in outstanding]
+        if len(kept) < self.n:
+            self.n = len(kept)
+            for a in (self.ids, self.sent, self.sv, self.tops):
+                a[:self.n] = a[kept]
+
+    def add(self, pull_id: int, rows: np.ndarray, live: np.ndarray, shard_versions: np.ndarray,
+            tops: np.ndarray) -> None:
+        n = self.n
+        if n == len(self.ids):
+            self.ids, self.sent, self.sv, self.tops = (np.concatenate([a, np.zeros_like(a)])
+                                                       for a in (self.ids, self.sent, self.sv, self.tops))
+        self.ids[n] = pull_id
+        self.sent[n] = False
+        self.sent[n, rows[live]] = True
+        self.sv[n] = -1
+        self.sv[n, rows] = shard_versions
+        self.tops[n] = 0
+        self.tops[n, rows] = tops
+        self.n += 1
+
+
+class ShardGroup:
+    """The replicas of the shards one server holds, one row per shard in every per-shard array.
+
+    Per shard: version vector, newest timestamps, DVV, shard version, hot-key cache, and per
+    peer the tops and shard versions seen.  The rows of all shards share one key store (a
+    key belongs to one shard), so one pull's answers, and one answer's merge, are a few
+    array operations for all shards instead of a dozen per shard.
+
+    Keys, versions, values and the vectors are durable (they survive a crash, as a
+    parameter server's store would); caches, the stash of answers waiting for their base
+    and the per-peer memory are volatile.  A crash takes the whole server, so the shards
+    share one incarnation.
+    """
+
+    def __init__(self, shards: list[int], config: ProtocolConfig):
         self.config = config
+        self.shards = np.asarray(shards, dtype=np.int64)
+        self.row_of = {int(s): i for i, s in enumerate(self.shards.tolist())}
+        self._shard_bytes = self.shards.tobytes()   # a message names a peer's shards: the same ones, in order
+        self._all_rows = np.arange(len(self.shards))
+        n, o = len(self.shards), config.n_origins
         self.slot_of: dict[int, int] = {}
         self.keys = np.zeros(64, dtype=np.int64)
         self.versions = np.zeros(64, dtype=np.int64)
         self.values = np.zeros((64, config.dim), dtype=np.float32)
+        self.slot_row = np.zeros(64, dtype=np.int64)           # the shard (row) of each slot
         self.no_values = np.zeros((0, config.dim), dtype=np.float32)   # the values of an answer without rows
         self.size = 0
-        self.vv = np.zeros(config.n_origins, dtype=np.int64)
-        # Per origin, the newest timestamp held: of the vector and of every row (rows can run
-        # ahead of the vector while their answer waits for its base).  A base at or above it
+        self.sizes = np.zeros(n, dtype=np.int64)               # keys held, per shard
+        self.vv = np.zeros((n, o), dtype=np.int64)
+        # Per shard and origin, the newest timestamp held: of the vector and of every row (rows can
+        # run ahead of the vector while their answer waits for its base).  A base at or above it
         # is answered with no rows, whatever the path, without comparing any.
-        self.newest = np.zeros(config.n_origins, dtype=np.int64)
-        self.shard_version = 0
+        self.newest = np.zeros((n, o), dtype=np.int64)
+        self.shard_version = np.zeros(n, dtype=np.int64)
         self.incarnation = 0
         self._reset_volatile()
 
     def _reset_volatile(self) -> None:
-        self.cache = HotKeyCache(self.config.cache_capacity)
+        n = len(self.shards)
+        self.caches = HotKeyCaches(n, self.config.cache_capacity, len(self.keys))
         # After a restart nothing is cached, so the DVV must summarise everything held: the
         # newest timestamps, since rows can run ahead of the vector while their answer waits.
         self.dvv = self.newest.copy()
-        self.peer_seen: dict[int, tuple[int, int]] = {}
-        # Per peer, the top of its latest answer: the peer held at least that then, and a
-        # vector only grows, so a pull it holds here (long poll) is not answered with rows
-        # that came from it meanwhile.
+        # Per peer, per shard, (incarnation, shard version) of its latest merged uncapped answer.
+        self.peer_seen: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # Per peer, per shard, the top of its latest answer: the peer held at least that then, and
+        # a vector only grows, so a pull it holds here (long poll) is not answered with rows that
+        # came from it meanwhile.  Zero (nothing claimed) until an answer arrives.
         self.peer_top: dict[int, np.ndarray] = {}
-        self.stash: list[tuple[np.ndarray, np.ndarray, int, int, int]] = []   # (base, top, peer, inc, sv)
-        # Responder side: per requester, pull id -> (shard version, top) of answers sent to it
-        # that it had not received when it last pulled.
-        self.promised: dict[int, dict[int, tuple[int, np.ndarray]]] = {}
+        self.stash: list[list[tuple[np.ndarray, np.ndarray, int, int, int]]] = [[] for _ in range(n)]
+        self.waiting = np.zeros(n, dtype=bool)   # per shard: the stash is not empty
+        # Responder side: per requester, the answers sent to it that it had not received when it last
+        # pulled, oldest first: their pull ids, and per answer and shard whether it answered (not
+        # unchanged), its shard version and its top.
+        self.promised: dict[int, Promised] = {}
+        self._none_promised = Promised(n, self.config.n_origins, 0)
 
     def restart(self) -> None:
         self.incarnation += 1
@@ -310,257 +351,248 @@ class ShardReplica:
         need = self.size + extra
         if need > len(self.keys):
             grow = max(need, 2 * len(self.keys))
-            self.keys = np.resize(self.keys, grow)
-            self.versions = np.concatenate([self.versions, np.zeros(grow - len(self.versions), np.int64)])
-            self.values = np.concatenate([self.values, np.zeros((grow - len(self.values), self.config.dim),
-                                                                np.float32)])
+            pad = grow - len(self.keys)
+            self.keys = np.concatenate([self.keys, np.zeros(pad, np.int64)])
+            self.versions = np.concatenate([self.versions, np.zeros(pad, np.int64)])
+            self.values = np.concatenate([self.values, np.zeros((pad, self.config.dim), np.float32)])
+            self.slot_row = np.concatenate([self.slot_row, np.zeros(pad, np.int64)])
+            self.caches.grow(grow)
 
-    def _new_slots(self, keys: np.ndarray) -> np.ndarray:
-        """Slots for keys not held yet (each key once)."""
+    def _new_slots(self, keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Slots for keys not held yet (each key once), of the shards at `rows`."""
         self._reserve(len(keys))
         slots = np.arange(self.size, self.size + len(keys))
         self.keys[slots] = keys
+        self.slot_row[slots] = rows
+        np.add.at(self.sizes, rows, 1)
         self.slot_of.update(zip(keys.tolist(), slots.tolist()))
         self.size += len(keys)
         return slots
 
-    def _slot(self, key: int) -> int:
-        slot = self.slot_of.get(key)
-        if slot is None:
-            slot = int(self._new_slots(np.array([key], dtype=np.int64))[0])
-        return slot
+    def _lookup(self, keys: np.ndarray) -> np.ndarray:
+        get = self.slot_of.get
+        return np.fromiter((get(k, -1) for k in keys.tolist()), dtype=np.int64, count=len(keys))
 
-    def _touch_cache(self, slots: np.ndarray) -> None:
-        if not self.config.use_cache:
-            return
-        evicted = self.cache.touch(slots)
-        if len(evicted):
-            v = self.versions[evicted]
-            np.maximum.at(self.dvv, v & ORIGIN_MASK, v >> ORIGIN_BITS)
+    def _touch_caches(self, rows: np.ndarray, slots: np.ndarray) -> None:
+        if self.config.use_cache and len(slots):
+            self.caches.touch(rows, slots, self.versions, self.dvv)
+
+    def row(self, shard: int) -> int:
+        row = self.row_of.get(shard)
+        if row is None:
+            raise ValueError(f"shard {shard} is not held here")
+        return row
+
+    def vv_of(self, shard: int) -> np.ndarray:
+        return self.vv[self.row(shard)]
+
+    def _rows(self, shards: np.ndarray) -> np.ndarray:
+        """The rows of `shards` here (-1: not held)."""
+        if shards.tobytes() == self._shard_bytes:
+            return self._all_rows
+        get = self.row_of.get
+        return np.fromiter((get(s, -1) for s in shards.tolist()), dtype=np.int64, count=len(shards))
 
     def version_of(self, key: int) -> int:
         slot = self.slot_of.get(key)
         return 0 if slot is None else int(self.versions[slot])
 
-    def write(self, key: int, value: np.ndarray, now_us: int, origin: int) -> int:
-        """A local commit by `origin` (this replica's server); returns the new version."""
+    def write(self, shard: int, key: int, value: np.ndarray, now_us: int, origin: int) -> int:
+        """A local commit by `origin` (this group's server); returns the new version."""
+        row = self.row(shard)
         current = self.version_of(key)
-        ts = max(int(now_us), int(self.vv[origin]) + 1, (current >> ORIGIN_BITS) + 1)
+        ts = max(int(now_us), int(self.vv[row, origin]) + 1, (current >> ORIGIN_BITS) + 1)
         version = make_version(ts, origin)
-        slot = self._slot(key)
+        slot = self.slot_of.get(key)
+        if slot is None:
+            slot = int(self._new_slots(np.array([key], dtype=np.int64), np.array([row]))[0])
         self.versions[slot] = version
         self.values[slot] = value
-        self.vv[origin] = ts
-        self.newest[origin] = max(int(self.newest[origin]), ts)
-        self.shard_version += 1
-        self._touch_cache(np.array([slot], dtype=np.int64))
+        self.vv[row, origin] = ts
+        self.newest[row, origin] = max(int(self.newest[row, origin]), ts)
+        self.shard_version[row] += 1
+        self._touch_caches(np.array([row]), np.array([slot], dtype=np.int64))
         return version
 
-    def write_batch(self, keys: np.ndarray, values: np.ndarray, now_us: np.ndarray, origin: int) -> np.ndarray:
-        """Local commits of many keys at once, with the versions `write` would give one by one.
+    def write_batch(self, shard: int, keys: np.ndarray, values: np.ndarray, now_us: np.ndarray,
+                    origin: int) -> np.ndarray:
+        """Local commits of many keys of one shard at once, with the versions `write` would give one by one.
 
         `write` gives ts_i = max(now_i, ts_(i-1) + 1, current_ts(key_i) + 1); unrolled,
         ts_i = i + max(vv + 1, running max of (max(now_j, current_ts(key_j) + 1) - j)).
         A key written twice in the batch keeps its last write.
         """
+        row = self.row(shard)
         keys = np.asarray(keys, dtype=np.int64)
         n = len(keys)
         if n == 0:
-            return np.zeros(0, dtype=np.int64)
-        get = self.slot_of.get
-        slots = np.fromiter((get(k, -1) for k in keys.tolist()), dtype=np.int64, count=n)
+            return NONE
+        slots = self._lookup(keys)
         current_ts = np.where(slots >= 0, self.versions[np.maximum(slots, 0)] >> ORIGIN_BITS, 0)
         floor = np.maximum(np.asarray(now_us, dtype=np.int64), current_ts + 1)
         steps = np.arange(n, dtype=np.int64)
-        ts = steps + np.maximum(int(self.vv[origin]) + 1, np.maximum.accumulate(floor - steps))
+        ts = steps + np.maximum(int(self.vv[row, origin]) + 1, np.maximum.accumulate(floor - steps))
         versions = (ts << ORIGIN_BITS) | origin
         # The last write of each key wins; its position also sets the key's cache recency.
         last = n - 1 - np.unique(keys[::-1], return_index=True)[1]
         last.sort()
         fresh = last[slots[last] < 0]
         if len(fresh):
-            slots[fresh] = self._new_slots(keys[fresh])
+            slots[fresh] = self._new_slots(keys[fresh], np.full(len(fresh), row))
         target = slots[last]
         self.versions[target] = versions[last]
         self.values[target] = values[last]
-        self.vv[origin] = ts[-1]
-        self.newest[origin] = max(int(self.newest[origin]), int(ts[-1]))
-        self.shard_version += n
-        self._touch_cache(target)
+        self.vv[row, origin] = ts[-1]
+        self.newest[row, origin] = max(int(self.newest[row, origin]), int(ts[-1]))
+        self.shard_version[row] += n
+        self._touch_caches(np.full(len(target), row), target)
         return versions
 
     # -- anti-entropy, requester side
-    def pull_for(self, peer: int) -> ShardPull:
-        inc, sv = self.peer_seen.get(peer, (-1, -1))
-        return ShardPull(self.shard, self.vv.copy(), inc, sv)
+    def pull_for(self, peer: int) -> ShardPulls:
+        seen = self.peer_seen.get(peer)
+        if seen is None:
+            none = np.full(len(self.shards), -1, dtype=np.int64)
+            return ShardPulls(self.shards, self.vv.copy(), none, none)
+        return ShardPulls(self.shards, self.vv.copy(), seen[0].copy(), seen[1].copy())
 
-    def apply(self, delta: ShardDelta, peer: int) -> tuple[np.ndarray, np.ndarray]:
-        """Merge a peer's answer (last-writer-wins); returns the keys and versions that changed here."""
-        changed_k = changed_v = NONE
-        if delta.path == "unchanged":
-            return changed_k, changed_v
-        if len(delta.keys):
-            keys, versions = delta.keys, delta.versions   # each key at most once per answer
-            get = self.slot_of.get
-            slots = np.fromiter((get(k, -1) for k in keys.tolist()), dtype=np.int64, count=len(keys))
-            held = slots >= 0
-            current = np.where(held, self.versions[slots], 0)   # slot -1 reads a valid entry, then discarded
-            newer = versions > current
-            fresh = newer & ~held
-            if fresh.any():
-                slots[fresh] = self._new_slots(keys[fresh])
-            target = slots[newer]
-            self.versions[target] = versions[newer]
-            self.values[target] = delta.values[newer]
-            changed_k, changed_v = keys[newer], versions[newer]
-            self._touch_cache(target)
-            np.maximum.at(self.newest, changed_v & ORIGIN_MASK, changed_v >> ORIGIN_BITS)
-        self.peer_top[peer] = np.maximum(self.peer_top.get(peer, delta.vv), delta.vv)
-        entry = (delta.base, delta.vv, peer, delta.incarnation, delta.shard_version)
-        if not self.stash and (self.vv >= delta.base).all():
-            raised = self._merge(entry)   # nothing waits: what `_merge_stash` would do with this one alone
-        else:
-            self.stash.append(entry)
-            raised = self._merge_stash()
-            if len(self.stash) > STASH_LIMIT:
-                del self.stash[0]
-        if len(changed_k) or raised:
-            self.shard_version += 1
-        return changed_k, changed_v
+    def apply(self, delta: ShardDeltas, peer: int) -> tuple[np.ndarray, np.ndarray]:
+        """Merge a peer's answers (last-writer-wins); returns the keys and versions that changed here.
 
-    def _merge_stash(self) -> bool:
-        """Raise the vector to every waiting answer's top whose base it covers, until none is left.
+        Rows are stored at once (each key at most once per answer).  A shard's vector rises to
+        the answer's top only once it covers the answer's base; until then the answer waits in
+        the shard's stash, with any earlier ones.
+        """
+        rows = self._rows(delta.shards)
+        if (rows < 0).any():
+            raise ValueError(f"an answer names shard {int(delta.shards[rows < 0][0])}, which is not held here")
+        slots = self._lookup(delta.keys)
+        fresh = slots < 0   # not held: any version is newer
+        if fresh.any():
+            slots[fresh] = self._new_slots(delta.keys[fresh], rows[delta.row_shard[fresh]])
+        peer_top = self.peer_top.get(peer)
+        if peer_top is None:
+            peer_top = self.peer_top[peer] = np.zeros_like(self.vv)
+        seen_inc, seen_sv = self._seen(peer)
+        c = self.caches
+        newer, wait, changed = kernels.apply(
+            rows, delta.row_shard, slots, delta.versions, delta.values, delta.paths, delta.base, delta.vv,
+            delta.shard_versions, delta.incarnation, self.versions, self.values, self.newest, self.vv, peer_top,
+            seen_inc, seen_sv, self.waiting, self.config.use_cache, c.capacity, c.prev, c.next, c.cached, c.head, c.tail,
+            c.count, self.dvv)
+        for i in wait.tolist():
+            row = int(rows[i])
+            stash = self.stash[row]
+            stash.append((delta.base[i], delta.vv[i], peer, delta.incarnation, int(delta.shard_versions[i])))
+            changed[row] |= self._merge_stash(row)
+            if len(stash) > STASH_LIMIT:
+                del stash[0]
+            self.waiting[row] = bool(stash)
+        self.shard_version += changed
+        return delta.keys[newer], delta.versions[newer]
+
+    def _seen(self, peer: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per shard, (incarnation, shard version) of the peer's latest merged uncapped answer (-1: none)."""
+        seen = self.peer_seen.get(peer)
+        if seen is None:
+            n = len(self.shards)
+            seen = self.peer_seen[peer] = (np.full(n, -1, np.int64), np.full(n, -1, np.int64))
+        return seen
+
+    def _merge_stash(self, row: int) -> bool:
+        """Raise a shard's vector to every waiting answer's top whose base it covers, until none is left.
 
         Returns whether the vector rose.
         """
         raised = False
+        stash = self.stash[row]
         merged = True
         while merged:
             merged = False
-            for i, entry in enumerate(self.stash):
-                if (self.vv >= entry[0]).all():
-                    raised |= self._merge(entry)
-                    del self.stash[i]
+            for i, (base, top, peer, inc, sv) in enumerate(stash):
+                if (self.vv[row] >= base).all():
+                    raised |= bool(self._merge(np.array([row]), top[None], peer, inc, np.array([sv]))[0])
+                    del stash[i]
                     merged = True
                     break
         return raised
 
-    def _merge(self, entry: tuple[np.ndarray, np.ndarray, int, int, int]) -> bool:
-        """Raise the vector to an answer's top (its base is covered); returns whether the vector rose."""
-        _, top, peer, inc, sv = entry
-        if sv >= 0:   # an uncapped answer: the requester now has everything at (inc, sv)
-            seen_inc, seen_sv = self.peer_seen.get(peer, (-1, -1))
-            if inc > seen_inc or (inc == seen_inc and sv > seen_sv):
-                self.peer_seen[peer] = (inc, sv)
-        if (top > self.vv).any():
-            np.maximum(self.vv, top, out=self.vv)
-            np.maximum(self.newest, top, out=self.newest)
-            return True
-        return False
+    def _merge(self, rows: np.ndarray, tops: np.ndarray, peer: int, inc: int, svs: np.ndarray) -> np.ndarray:
+        """Raise the vectors at `rows` to answers' tops (their bases are covered); returns where they rose."""
+        seen_inc, seen_sv = self._seen(peer)
+        # An uncapped answer (sv >= 0): the requester now has everything at (inc, sv).
+        newer = (svs >= 0) & ((inc > seen_inc[rows]) | ((inc == seen_inc[rows]) & (svs > seen_sv[rows])))
+        seen_inc[rows[newer]] = inc
+        seen_sv[rows[newer]] = svs[newer]
+        rose = (tops > self.vv[rows]).any(axis=1)
+        self.vv[rows] = np.maximum(self.vv[rows], tops)
+        self.newest[rows] = np.maximum(self.newest[rows], tops)   # the newest cover the vector: no change unless it rose
+        return rose
 
     # -- anti-entropy, responder side
-    def answer(self, pull: ShardPull, requester: int = -1, outstanding: tuple[int, ...] = (),
-               cap_us: int = NO_CAP, only_origin: int | None = None) -> ShardDelta:
-        """Every key newer than the effective base (and not newer than the cap), and the (capped) top.
+    def answer(self, pulls: ShardPulls, requester: int = -1, outstanding: tuple[int, ...] = (),
+               cap_us: int = NO_CAP, only_origin: int | None = None, hold: bool = False) -> ShardDeltas | None:
+        """Per shard held of `pulls`: every key newer than the effective base (not newer than the cap), and the top.
 
-        With `only_origin`, only that origin's versions are answered, and the top claims
-        nothing for the other origins (it keeps their base entries).
+        With `only_origin`, only that origin's versions are answered, and the tops claim
+        nothing for the other origins (they keep their base entries).  With `hold` (a long
+        poll), None instead of answers that would tell the requester nothing (`is_empty`).
 
         The effective base is the pull's vector raised to the top of the requester's
-        latest answer here, and to the tops of answers this replica sent to the requester
-        that it was still awaiting when it pulled.
+        latest answer here, and to the tops of answers sent to the requester that it was
+        still awaiting when it pulled.  Per shard, three checks, cheapest first: the shard
+        version the requester holds or is being sent (unchanged: nothing compared), the base
+        against the DVV (cache: only cached keys compared), else a full scan; and no row is
+        compared where nothing held is newer than the base.
         """
-        base, seen = self._effective_base(pull, requester, outstanding)
-        if seen == self.shard_version:
-            return ShardDelta(self.shard, "unchanged", NONE, NONE, self.no_values, base, NONE, self.incarnation,
-                              self.shard_version, 0)
-        if self.config.use_cache and (base >= self.dvv).all():
-            path = "cache"
-            slots = self.cache.members()
-            compared = len(slots)
-        else:
-            path = "full"
-            slots = None
-            compared = max(self.size, self.config.keys_per_shard)
-        top, sv = self.vv.copy(), self.shard_version
-        if cap_us != NO_CAP:
-            top, sv = np.minimum(top, cap_us), -1   # a partial answer does not cover a shard version
-        if only_origin is not None:
-            top, sv = np.where(np.arange(len(top)) == only_origin, top, np.minimum(top, base)), -1
-        if self._nothing_above(base, cap_us, only_origin):   # the comparison would select no row
-            return ShardDelta(self.shard, path, NONE, NONE, self.no_values, base, top, self.incarnation, sv, compared)
-        if slots is None:
-            slots = np.arange(self.size)
-        vers = self.versions[slots]
-        ts = vers >> ORIGIN_BITS
-        newer = ts > base[vers & ORIGIN_MASK]
-        if cap_us != NO_CAP:
-            newer &= ts <= cap_us
-        if only_origin is not None:
-            newer &= (vers & ORIGIN_MASK) == only_origin
-        slots = slots[newer]
-        return ShardDelta(self.shard, path, self.keys[slots], self.versions[slots],
-                          self.values[slots], base, top, self.incarnation, sv, compared)
+        rows, pulls = self._held(pulls)
+        peer_top = self.peer_top.get(requester)
+        p = self.promised.get(requester) or self._none_promised
+        c = self.caches
+        paths, base, top, sv, compared, slots, row_shard, news = kernels.answer(
+            rows, pulls.vv, pulls.seen_incarnation, pulls.seen_shard_version, self.incarnation,
+            self.vv if peer_top is None else peer_top, peer_top is not None, p.ids[:p.n], p.sent, p.sv, p.tops,
+            np.array(outstanding, dtype=np.int64),
+            self.vv, self.newest, self.dvv, self.shard_version, self.sizes, c.head, c.next, c.count, self.slot_row,
+            self.size, self.versions, cap_us, -1 if only_origin is None else only_origin, self.config.use_cache,
+            self.config.keys_per_shard, hold)
+        if hold and not news:
+            return None   # what `is_empty` would find, without selecting rows
+        deltas = ShardDeltas(pulls.shards, paths, row_shard, self.keys[slots], self.versions[slots],
+                             self.values[slots], base, top, self.incarnation, sv, compared)
+        return None if hold and is_empty(deltas) else deltas
 
-    def _effective_base(self, pull: ShardPull, requester: int, outstanding: tuple[int, ...]) -> tuple[np.ndarray, int]:
-        """The pull's base raised to what this replica knows the requester holds or is being sent, and the
-        newest shard version of this replica that the requester holds or is being sent (-1: none)."""
-        top = self.peer_top.get(requester)
-        base = pull.vv if top is None else np.maximum(pull.vv, top)
-        seen = pull.seen_shard_version if pull.seen_incarnation == self.incarnation else -1
+    def _held(self, pulls: ShardPulls) -> tuple[np.ndarray, ShardPulls]:
+        """The rows of the shards of `pulls` held here, and the pulls of those shards."""
+        if pulls.shards.tobytes() == self._shard_bytes:
+            return self._all_rows, pulls
+        rows = self._rows(pulls.shards)
+        if (rows >= 0).all():
+            return rows, pulls
+        mine = rows >= 0
+        return rows[mine], ShardPulls(pulls.shards[mine], pulls.vv[mine], pulls.seen_incarnation[mine],
+                                      pulls.seen_shard_version[mine])
+
+    def promise(self, requester: int, pull_id: int, outstanding: tuple[int, ...], delta: ShardDeltas) -> None:
+        """Remember sent answers until the requester says it received them (or gave them up)."""
         promised = self.promised.get(requester)
-        if promised:
-            # Newest answer first.  A full answer's top is this replica's vector when it was sent,
-            # which covers every earlier answer's top (the vector only grows), and its shard
-            # version every earlier one: older entries cannot raise base or seen further.
-            for pull_id in reversed(promised):
-                if pull_id in outstanding:
-                    sv, top = promised[pull_id]
-                    base = np.maximum(base, top)
-                    seen = max(seen, sv)
-                    if sv >= 0:
-                        break
-        return base, seen
+        if promised is None:
+            promised = self.promised[requester] = Promised(len(self.shards), self.config.n_origins,
+                                                           self.config.max_outstanding_per_peer + 1)
+        promised.keep(outstanding)
+        live = delta.paths != UNCHANGED   # a partial answer's top raises bases too; its version is -1
+        if live.any():
+            promised.add(pull_id, self._rows(delta.shards), live, delta.shard_versions, delta.vv)
 
-    def _nothing_above(self, base: np.ndarray, cap_us: int, only_origin: int | None) -> bool:
-        """Whether nothing held, of the origins and times an answer covers, is newer than `base`.
-
-        Then the answer selects no row, and its top (the vector, capped, or kept at the base
-        outside `only_origin`) does not rise above the base.
-        """
-        if only_origin is not None:
-            newest = int(self.newest[only_origin])
-            return (newest if cap_us == NO_CAP else min(newest, cap_us)) <= int(base[only_origin])
-        if cap_us == NO_CAP:
-            return bool((self.newest <= base).all())
-        return bool((np.minimum(self.newest, cap_us) <= base).all())
-
-    def may_have_news(self, pull: ShardPull, requester: int = -1, outstanding: tuple[int, ...] = (),
-                      cap_us: int = NO_CAP, only_origin: int | None = None) -> bool:
-        """False when `answer` with these arguments would surely tell nothing (`is_empty`); cheap, for held pulls."""
-        base, seen = self._effective_base(pull, requester, outstanding)
-        return seen != self.shard_version and not self._nothing_above(base, cap_us, only_origin)
-
-    def promise(self, requester: int, pull_id: int, outstanding: tuple[int, ...], delta: ShardDelta) -> None:
-        """Remember a sent answer until the requester says it received it (or gave it up)."""
-        kept = {p: e for p, e in self.promised.get(requester, {}).items() if p in outstanding}
-        if delta.path != "unchanged":   # a partial answer's top raises bases too; its version is -1
-            kept[pull_id] = (delta.shard_version, delta.vv)   # last: entries stay in the order sent
-        self.promised[requester] = kept
-
-    def digest(self) -> str:
-        """A hash of (key, version, value) over the shard, independent of insertion order."""
-        order = np.argsort(self.keys[:self.size], kind="stable")
+    def digest(self, shard: int) -> str:
+        """A hash of (key, version, value) over one shard, independent of insertion order."""
+        slots = np.flatnonzero(self.slot_row[:self.size] == self.row(shard))
+        slots = slots[np.argsort(self.keys[slots], kind="stable")]
         h = hashlib.blake2b(digest_size=16)
-        h.update(self.keys[:self.size][order].tobytes())
-        h.update(self.versions[:self.size][order].tobytes())
-        h.update(self.values[:self.size][order].tobytes())
+        h.update(self.keys[slots].tobytes())
+        h.update(self.versions[slots].tobytes())
+        h.update(self.values[slots].tobytes())
         return h.hexdigest()
-
-
-def is_empty(delta: ShardDelta) -> bool:
-    """Whether an answer would tell the requester nothing: no rows and no vector above its base."""
-    return delta.path == "unchanged" or (len(delta.keys) == 0 and bool((delta.vv <= delta.base).all()))
 
 
 # ------------------------------------------------------------------------------ server
@@ -590,7 +622,7 @@ class EkkoServer:
         self.dc = dc
         self.config = config
         self.servers_per_dc = servers_per_dc
-        self.replicas = {s: ShardReplica(s, config) for s in shards}
+        self.group = ShardGroup(shards, config)
         self.peers_by_dc = peers_by_dc
         self.others = [p for d, p in sorted(peers_by_dc.items()) if d != dc]
         self.rng = np.random.default_rng((seed, server_id))
@@ -614,16 +646,15 @@ class EkkoServer:
         self.up = True
         self.next_pull_id = (self.next_pull_id >> 32) + 1 << 32
         self._reset_volatile()
-        for replica in self.replicas.values():
-            replica.restart()
+        self.group.restart()
 
     # -- writes from training (the driver calls `release` after a batch of them)
     def write(self, shard: int, key: int, value: np.ndarray, now_s: float) -> int:
-        return self.replicas[shard].write(key, value, int(now_s * 1e6), self.id)
+        return self.group.write(shard, key, value, int(now_s * 1e6), self.id)
 
     def write_batch(self, shard: int, keys: np.ndarray, values: np.ndarray, now_s: np.ndarray) -> np.ndarray:
         stamps = (np.asarray(now_s, dtype=float) * 1e6).astype(np.int64)
-        return self.replicas[shard].write_batch(keys, values, stamps, self.id)
+        return self.group.write_batch(shard, keys, values, stamps, self.id)
 
     # -- peer choice
     def primaries(self) -> list[int]:
@@ -636,7 +667,7 @@ class EkkoServer:
         `pull_timeout_s` is passed over; failing all that, the peer whose last answer
         carried the newest timestamp.
         """
-        latest = np.maximum.reduce([r.vv for r in self.replicas.values()]) if self.replicas else np.zeros(1, np.int64)
+        latest = self.group.vv.max(axis=0, initial=0)
         newest = int(latest.max())
         if newest == 0:
             return []
@@ -696,24 +727,20 @@ class EkkoServer:
         earlier = tuple(self.outstanding[peer])
         self.outstanding[peer][pull_id] = now_s
         self.stats.pulls += 1
-        req = PullRequest(self.id, [r.pull_for(peer) for r in self.replicas.values()], pull_id, cap_us, earlier,
-                          may_hold, own_only)
+        req = PullRequest(self.id, self.group.pull_for(peer), pull_id, cap_us, earlier, may_hold, own_only)
         return Send(peer, req, *request_bytes(req))
 
     def _answer(self, req: PullRequest, force: bool) -> Send | None:
         """The answer to `req`, or None to hold it (long poll) when it would tell nothing and `force` is off."""
         only = self.id if req.own_writes_only else None
-        mine = [p for p in req.shards if p.shard in self.replicas]
-        if not force and req.may_hold and not any(
-                self.replicas[p.shard].may_have_news(p, req.src, req.outstanding, req.cap_us, only) for p in mine):
-            return None   # what the check below would find, without building the answers
-        deltas = [self.replicas[p.shard].answer(p, req.src, req.outstanding, req.cap_us, only) for p in mine]
-        if not force and req.may_hold and all(map(is_empty, deltas)):
+        group = self.group
+        deltas = group.answer(req.pulls, req.src, req.outstanding, req.cap_us, only, hold=req.may_hold and not force)
+        if deltas is None:
             return None
-        for d in deltas:
-            self.replicas[d.shard].promise(req.src, req.pull_id, req.outstanding, d)
-            self.stats.paths[d.path] += 1
-            self.stats.keys_compared += d.keys_compared
+        group.promise(req.src, req.pull_id, req.outstanding, deltas)
+        for path, n in zip(PATHS, np.bincount(deltas.paths, minlength=len(PATHS)).tolist()):
+            self.stats.paths[path] += n
+        self.stats.keys_compared += int(deltas.keys_compared.sum())
         resp = PullResponse(self.id, deltas, req.pull_id)
         return Send(req.src, resp, *response_bytes(resp, self.config.row_bytes))
 
@@ -748,21 +775,16 @@ class EkkoServer:
             return [send]
         if isinstance(message, PullResponse):
             self.outstanding.get(message.src, {}).pop(message.pull_id, None)
-            out: list[Send | Applied] = []
-            changed = False
-            for delta in message.shards:
-                keys, versions = self.replicas[delta.shard].apply(delta, message.src)
-                changed |= delta.path != "unchanged"
-                if len(keys):
-                    out.append(Applied(self.id, delta.shard, keys, versions))
-            tops = [d.vv for d in message.shards if len(d.vv)]
-            if tops:
-                newest = int(np.concatenate(tops).max())
+            deltas = message.deltas
+            keys, versions = self.group.apply(deltas, message.src)
+            out: list[Send | Applied] = [Applied(self.id, keys, versions)] if len(keys) else []
+            live = deltas.paths != UNCHANGED
+            if live.any():
+                newest = int(deltas.vv[live].max())
                 self.peer_fresh[message.src] = max(self.peer_fresh.get(message.src, 0), newest)
-            if changed:
                 out.extend(self.release(now_s))
             return out
         raise ValueError(f"server {self.id}: unknown message type {type(message).__name__}")
 
     def digests(self) -> dict[int, str]:
-        return {s: r.digest() for s, r in self.replicas.items()}
+        return {s: self.group.digest(s) for s in self.group.shards.tolist()}

@@ -57,7 +57,8 @@ from typing import Any, Callable
 import msgpack
 import numpy as np
 
-from impls.ekko.core import EkkoServer, ProtocolConfig, PullRequest, PullResponse, ShardDelta, ShardPull, Send
+from impls.ekko.core import (CACHE, FULL, UNCHANGED, EkkoServer, ProtocolConfig, PullRequest, PullResponse,
+                             ShardDeltas, ShardPulls, Send)
 from workloads.ekko_updates import UpdateStream
 
 I64 = np.int64
@@ -66,7 +67,6 @@ LOOPBACK = "127.0.0.1"
 NONCE_BYTES = 32
 HANDSHAKE_TIMEOUT_S = 5.0       # a connection that has not proved the secret by then is refused
 HANDSHAKE_FRAME_BYTES = 1024    # the bound on a frame before the secret is proved
-DELTA_PATHS = ("unchanged", "cache", "full")
 
 
 # ------------------------------------------------------------------------------ configuration
@@ -105,25 +105,32 @@ class ClusterConfig:
 
 def encode(message: PullRequest | PullResponse) -> dict[str, Any]:
     if isinstance(message, PullRequest):
+        p = message.pulls
         return {"k": "pull", "src": message.src, "id": message.pull_id, "cap": message.cap_us,
                 "out": list(message.outstanding), "hold": message.may_hold, "own": message.own_writes_only,
-                "s": [[p.shard, p.vv.tobytes(), p.seen_incarnation, p.seen_shard_version] for p in message.shards]}
-    return {"k": "delta", "src": message.src, "id": message.pull_id,
-            "s": [[d.shard, d.path, d.keys.tobytes(), d.versions.tobytes(), d.values.tobytes(), d.base.tobytes(),
-                   d.vv.tobytes(), d.incarnation, d.shard_version, d.keys_compared] for d in message.shards]}
+                "s": p.shards.tobytes(), "vv": p.vv.tobytes(), "inc": p.seen_incarnation.tobytes(),
+                "sv": p.seen_shard_version.tobytes()}
+    d = message.deltas
+    return {"k": "delta", "src": message.src, "id": message.pull_id, "s": d.shards.tobytes(),
+            "path": d.paths.tobytes(), "row": d.row_shard.tobytes(), "key": d.keys.tobytes(),
+            "ver": d.versions.tobytes(), "val": d.values.tobytes(), "base": d.base.tobytes(), "vv": d.vv.tobytes(),
+            "inc": d.incarnation, "sv": d.shard_versions.tobytes(), "cmp": d.keys_compared.tobytes()}
 
 
 def decode(msg: dict[str, Any], dim: int) -> PullRequest | PullResponse:
-    if msg["k"] == "pull":
-        return PullRequest(msg["src"], [ShardPull(s, np.frombuffer(vv, I64).copy(), inc, sv)
-                                        for s, vv, inc, sv in msg["s"]],
-                           msg["id"], msg["cap"], tuple(msg["out"]), msg["hold"], msg["own"])
-    return PullResponse(msg["src"], [
-        ShardDelta(s, path, np.frombuffer(k, I64), np.frombuffer(v, I64),
-                   np.frombuffer(x, np.float32).reshape(-1, dim), np.frombuffer(b, I64).copy(),
-                   np.frombuffer(vv, I64).copy(), inc, sv, cmp)
-        for s, path, k, v, x, b, vv, inc, sv, cmp in msg["s"]], msg["id"])
+    shards = np.frombuffer(msg["s"], I64)
 
+    def per_shard(name: str) -> np.ndarray:   # (shards, origins)
+        return np.frombuffer(msg[name], I64).reshape(len(shards), -1)
+
+    if msg["k"] == "pull":
+        pulls = ShardPulls(shards, per_shard("vv"), np.frombuffer(msg["inc"], I64), np.frombuffer(msg["sv"], I64))
+        return PullRequest(msg["src"], pulls, msg["id"], msg["cap"], tuple(msg["out"]), msg["hold"], msg["own"])
+    deltas = ShardDeltas(shards, np.frombuffer(msg["path"], np.int8), np.frombuffer(msg["row"], I64),
+                         np.frombuffer(msg["key"], I64), np.frombuffer(msg["ver"], I64),
+                         np.frombuffer(msg["val"], np.float32).reshape(-1, dim), per_shard("base"), per_shard("vv"),
+                         msg["inc"], np.frombuffer(msg["sv"], I64), np.frombuffer(msg["cmp"], I64))
+    return PullResponse(msg["src"], deltas, msg["id"])
 
 
 class BadFrame(ConnectionError):
@@ -168,20 +175,25 @@ def parse(frame: Any, config: ClusterConfig, held: set[int]) -> tuple[str, Any]:
 def _check_message(m: PullRequest | PullResponse, config: ClusterConfig, held: set[int]) -> None:
     n = config.n_servers
     _require(_is_int(m.src, m.pull_id) and 0 <= m.src < n, f"src {m.src!r} is not a server of this run")
-    for part in m.shards:
-        _require(_is_int(part.shard) and part.shard in held, f"shard {part.shard!r} is not held here")
-        if isinstance(part, ShardPull):
-            _require(_is_int(part.seen_incarnation, part.seen_shard_version) and part.vv.shape == (n,),
-                     "a shard pull's version vector or counters do not fit this run")
-        else:
-            rows = part.keys.shape[0]
-            _require(part.path in DELTA_PATHS and part.versions.shape == (rows,) and part.values.shape[0] == rows
-                     and part.base.shape == (n,) and part.vv.shape == ((0,) if part.path == "unchanged" else (n,))
-                     and _is_int(part.incarnation, part.shard_version, part.keys_compared),
-                     "a shard delta's arrays or counters do not fit this run")
-    if isinstance(m, PullRequest):
+    part = m.pulls if isinstance(m, PullRequest) else m.deltas
+    s = len(part.shards)
+    _require(len(set(part.shards.tolist())) == s and set(part.shards.tolist()) <= held,
+             "a message names a shard twice, or one not held here")
+    if isinstance(part, ShardPulls):
+        _require(part.vv.shape == (s, n) and part.seen_incarnation.shape == part.seen_shard_version.shape == (s,),
+                 "a pull's version vectors or counters do not fit this run")
         _require(_is_int(m.cap_us, *m.outstanding) and isinstance(m.may_hold, bool)
                  and isinstance(m.own_writes_only, bool), "a pull's options are not of their types")
+        return
+    rows = part.keys.shape[0]
+    _require(part.paths.shape == part.shard_versions.shape == part.keys_compared.shape == (s,)
+             and part.base.shape == part.vv.shape == (s, n) and _is_int(part.incarnation)
+             and part.versions.shape == part.row_shard.shape == (rows,) and part.values.shape[0] == rows
+             and bool((part.versions > 0).all()), "an answer's arrays, versions or counters do not fit this run")
+    _require(bool(np.isin(part.paths, (UNCHANGED, CACHE, FULL)).all())
+             and bool(((part.row_shard >= 0) & (part.row_shard < s)).all())
+             and bool((part.paths[part.row_shard] != UNCHANGED).all()),
+             "an answer's paths or rows do not fit its shards")
 
 
 def _check_write(frame: dict[str, Any], config: ClusterConfig, held: set[int]) -> None:
@@ -291,10 +303,9 @@ class _Node:
         self.secret, self.wal_path = bytes.fromhex(spec["secret"]), Path(spec["wal"])
         self.epoch = spec["epoch"]   # the cluster's time zero, the clock that write timestamps count from
         self.server = self.config.server(self.sid)
-        self.held = set(self.server.replicas)
+        self.held = set(self.server.group.shards.tolist())
         boot = time.time_ns() // 1000 % (1 << 40)   # a fresh incarnation per process start
-        for replica in self.server.replicas.values():
-            replica.incarnation = boot
+        self.server.group.incarnation = boot
         self.server.next_pull_id = boot << 20        # pull ids of a restarted process never repeat
         # peer -> when its latest answer arrived (its start-up counts as the first)
         self.last_answer: dict[int, float] = {p: self.now() for p in self.server.others}

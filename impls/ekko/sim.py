@@ -187,9 +187,9 @@ def simulate_ekko(stream: UpdateStream, wan: WanConfig, protocol: ProtocolConfig
         if net.now < quiet_from or held or not net.up.all():
             return False
         for s in range(n_shards):
-            ref = servers[s % m].replicas[s].vv
+            ref = servers[s % m].group.vv_of(s)
             for d in range(1, wan.n_dcs):
-                if not np.array_equal(servers[d * m + s % m].replicas[s].vv, ref):
+                if not np.array_equal(servers[d * m + s % m].group.vv_of(s), ref):
                     return False
         return True
 
@@ -236,7 +236,7 @@ def simulate_ekko(stream: UpdateStream, wan: WanConfig, protocol: ProtocolConfig
     compared = sum(s.stats.keys_compared for s in servers)
     answers = sum(stats_answers.values())
     changed = stats_answers["cache"] + stats_answers["full"]
-    keys_held = max(float(np.mean([r.size for s in servers for r in s.replicas.values()])),
+    keys_held = max(float(np.mean(np.concatenate([s.group.sizes for s in servers]))),
                     float(protocol.keys_per_shard))
     t = net.traffic
     min_payload = float(len(wk)) * protocol.row_bytes * (wan.n_dcs - 1)

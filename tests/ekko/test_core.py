@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from impls.ekko.core import EkkoServer, ProtocolConfig, PullRequest, PullResponse, ShardReplica, make_version
+from impls.ekko.core import (CACHE, FULL, UNCHANGED, EkkoServer, ProtocolConfig, PullRequest, PullResponse,
+                             ShardDeltas, ShardGroup, make_version)
 
 
 def _reference_state(writes: list[tuple[int, int, np.ndarray]]) -> dict[int, tuple[int, bytes]]:
@@ -17,7 +18,7 @@ def _reference_state(writes: list[tuple[int, int, np.ndarray]]) -> dict[int, tup
     return out
 
 
-def _state(replica: ShardReplica) -> dict[int, tuple[int, bytes]]:
+def _state(replica: ShardGroup) -> dict[int, tuple[int, bytes]]:
     return {int(replica.keys[i]): (int(replica.versions[i]), replica.values[i].tobytes()) for i in range(replica.size)}
 
 
@@ -26,13 +27,13 @@ def _state(replica: ShardReplica) -> dict[int, tuple[int, bytes]]:
 def test_random_pulls_converge_to_lww_reference(use_cache: bool, seed: int) -> None:
     rng = np.random.default_rng(seed)
     config = ProtocolConfig(n_origins=4, cache_capacity=5, use_cache=use_cache)
-    replicas = [ShardReplica(0, config) for _ in range(4)]
+    replicas = [ShardGroup([0], config) for _ in range(4)]
     writes = []
     for step in range(400):
         r = int(rng.integers(4))
         if rng.random() < 0.6:
             key, value = int(rng.integers(40)), rng.standard_normal(config.dim).astype(np.float32)
-            version = replicas[r].write(key, value, step, origin=r)
+            version = replicas[r].write(0, key, value, step, origin=r)
             writes.append((key, version, value))
         else:
             peer = int((r + rng.integers(1, 4)) % 4)
@@ -45,58 +46,58 @@ def test_random_pulls_converge_to_lww_reference(use_cache: bool, seed: int) -> N
     ref = _reference_state(writes)
     for replica in replicas:
         assert _state(replica) == ref
-    assert len({r.digest() for r in replicas}) == 1
+    assert len({r.digest(0) for r in replicas}) == 1
 
 
 def test_cache_path_compares_only_cached_keys() -> None:
     config = ProtocolConfig(n_origins=2, cache_capacity=3, keys_per_shard=1000)
-    a, b = ShardReplica(0, config), ShardReplica(0, config)
+    a, b = ShardGroup([0], config), ShardGroup([0], config)
     for k in range(10):
-        a.write(k, np.ones(config.dim, np.float32), k + 1, origin=0)
+        a.write(0, k, np.ones(config.dim, np.float32), k + 1, origin=0)
     first = a.answer(b.pull_for(0))
-    assert first.path == "full" and first.keys_compared == 1000 and len(first.keys) == 10
+    assert first.paths.tolist() == [FULL] and first.keys_compared.tolist() == [1000] and len(first.keys) == 10
     b.apply(first, 0)
-    a.write(3, np.zeros(config.dim, np.float32), 100, origin=0)
+    a.write(0, 3, np.zeros(config.dim, np.float32), 100, origin=0)
     second = a.answer(b.pull_for(0))
     # b's vector dominates a's DVV (it holds every evicted key): only the 3 cached keys are compared.
-    assert second.path == "cache" and second.keys_compared == 3
+    assert second.paths.tolist() == [CACHE] and second.keys_compared.tolist() == [3]
     assert second.keys.tolist() == [3]
     b.apply(second, 0)
-    assert a.answer(b.pull_for(0)).path == "unchanged"
+    assert a.answer(b.pull_for(0)).paths.tolist() == [UNCHANGED]
 
 
 def test_restart_forgets_cache_but_not_data() -> None:
     config = ProtocolConfig(n_origins=2, cache_capacity=4)
-    a = ShardReplica(0, config)
+    a = ShardGroup([0], config)
     for k in range(3):
-        a.write(k, np.full(config.dim, k, np.float32), k + 1, origin=1)
-    digest = a.digest()
+        a.write(0, k, np.full(config.dim, k, np.float32), k + 1, origin=1)
+    digest = a.digest(0)
     a.restart()
-    assert a.digest() == digest and len(a.cache) == 0
+    assert a.digest(0) == digest and len(a.caches.members(0)) == 0
     np.testing.assert_array_equal(a.dvv, a.vv)   # everything held is summarised by the DVV
-    assert a.answer(ShardReplica(0, config).pull_for(0)).path == "full"
+    assert a.answer(ShardGroup([0], config).pull_for(0)).paths.tolist() == [FULL]
 
 
 def test_restart_summarises_rows_that_ran_ahead_of_the_vector() -> None:
     """Rows applied from an answer still waiting for its base are newer than the vector; after a
     restart (cache empty) no answer may claim them in its top without sending them."""
-    from impls.ekko.core import ShardDelta
-
     config = ProtocolConfig(n_origins=3, cache_capacity=4)
-    r = ShardReplica(0, config)
-    row = np.ones((1, config.dim), np.float32)
-    early = ShardDelta(0, "full", np.array([7]), np.array([make_version(3, 0)]), row,
-                       np.array([0, 5, 0]), np.array([3, 5, 0]), 0, -1, 1)
-    r.apply(early, 1)   # origin 1 up to 5 is not held yet: the row is stored, the vector waits
-    assert r.vv.tolist() == [0, 0, 0] and r.version_of(7) == make_version(3, 0)
+    r = ShardGroup([0], config)
+
+    def delta(base: list[int]) -> ShardDeltas:   # one full answer of key 7, top [3, 5, 0], partial
+        return ShardDeltas(np.array([0]), np.array([FULL], np.int8), np.array([0]), np.array([7]),
+                           np.array([make_version(3, 0)]), np.ones((1, config.dim), np.float32), np.array([base]),
+                           np.array([[3, 5, 0]]), 0, np.array([-1]), np.array([1]))
+
+    r.apply(delta([0, 5, 0]), 1)   # origin 1 up to 5 is not held yet: the row is stored, the vector waits
+    assert r.vv.tolist() == [[0, 0, 0]] and r.version_of(7) == make_version(3, 0)
     r.restart()
     # Later the base arrives, and a repeat of the row, which is not newer: no cache touch.
-    r.apply(ShardDelta(0, "full", np.array([7]), np.array([make_version(3, 0)]), row,
-                       np.array([0, 0, 0]), np.array([3, 5, 0]), 0, -1, 1), 1)
-    assert r.vv.tolist() == [3, 5, 0]
-    answer = r.answer(ShardReplica(0, config).pull_for(0))
-    assert answer.vv[0] >= 3 and 7 in answer.keys.tolist()
-    assert r.dvv[0] == 3
+    r.apply(delta([0, 0, 0]), 1)
+    assert r.vv.tolist() == [[3, 5, 0]]
+    answer = r.answer(ShardGroup([0], config).pull_for(0))
+    assert answer.vv[0, 0] >= 3 and 7 in answer.keys.tolist()
+    assert r.dvv[0, 0] == 3
 
 
 def test_versions_order_by_time_then_origin() -> None:
@@ -128,49 +129,50 @@ def test_protocol_config_rejects_bad_values() -> None:
 def test_hot_key_cache_matches_a_sequential_lru(seed: int) -> None:
     from collections import OrderedDict
 
-    from impls.ekko.core import HotKeyCache
+    from impls.ekko.core import HotKeyCaches
 
     rng = np.random.default_rng(seed)
-    cache, reference = HotKeyCache(8), OrderedDict()
+    cache, reference = HotKeyCaches(1, 8, 30), OrderedDict()
+    versions, dvv = np.zeros(30, np.int64), np.zeros((1, 1), np.int64)
     for _ in range(200):
         batch = rng.choice(30, size=int(rng.integers(1, 12)), replace=False)
-        left = set(cache.touch(batch).tolist())
+        left = set(cache.touch(np.zeros(len(batch), np.int64), batch, versions, dvv).tolist())
         expected_left = set()
         for slot in batch.tolist():
             reference.pop(slot, None)
             reference[slot] = None
             if len(reference) > 8:
                 expected_left.add(reference.popitem(last=False)[0])
-        assert set(cache.members().tolist()) == set(reference)
+        assert cache.members(0).tolist() == list(reference)   # the same keys, oldest first
         assert left == expected_left - set(reference)
 
 
 def test_write_batch_gives_the_versions_of_one_by_one_writes() -> None:
     rng = np.random.default_rng(3)
     config = ProtocolConfig(n_origins=3, cache_capacity=6)
-    one, batch = ShardReplica(0, config), ShardReplica(0, config)
+    one, batch = ShardGroup([0], config), ShardGroup([0], config)
     for round_ in range(5):
         keys = rng.integers(0, 15, 20)
         values = rng.standard_normal((20, config.dim)).astype(np.float32)
         stamps = np.sort(rng.integers(0, 50, 20)) + round_ * 10   # with ties and clock skew
-        expected = [one.write(int(k), v, int(t), origin=2) for k, v, t in zip(keys, values, stamps)]
-        np.testing.assert_array_equal(batch.write_batch(keys, values, stamps, origin=2), expected)
-        assert batch.digest() == one.digest()
+        expected = [one.write(0, int(k), v, int(t), origin=2) for k, v, t in zip(keys, values, stamps)]
+        np.testing.assert_array_equal(batch.write_batch(0, keys, values, stamps, origin=2), expected)
+        assert batch.digest(0) == one.digest(0)
         np.testing.assert_array_equal(batch.vv, one.vv)
         np.testing.assert_array_equal(batch.dvv, one.dvv)
-        assert set(batch.keys[batch.cache.members()].tolist()) == set(one.keys[one.cache.members()].tolist())
+        assert set(batch.keys[batch.caches.members(0)].tolist()) == set(one.keys[one.caches.members(0)].tolist())
 
 
-def _reference_base(replica: ShardReplica, pull, requester: int, outstanding: tuple[int, ...]):
-    """The effective base and seen shard version, maxed over every promised answer the pull awaits."""
-    base = pull.vv.copy()
+def _reference_base(replica: ShardGroup, pull, requester: int, outstanding: tuple[int, ...]):
+    """Shard 0's effective base and seen shard version, maxed over every promised answer the pull awaits."""
+    base = pull.vv[0].copy()
     if requester in replica.peer_top:
-        base = np.maximum(base, replica.peer_top[requester])
-    seen = pull.seen_shard_version if pull.seen_incarnation == replica.incarnation else -1
-    for pull_id in outstanding:
-        if pull_id in replica.promised.get(requester, {}):
-            sv, top = replica.promised[requester][pull_id]
-            base, seen = np.maximum(base, top), max(seen, sv)
+        base = np.maximum(base, replica.peer_top[requester][0])
+    seen = int(pull.seen_shard_version[0]) if pull.seen_incarnation[0] == replica.incarnation else -1
+    promised = replica.promised.get(requester)
+    for e, pull_id in enumerate(promised.ids[:promised.n].tolist() if promised else []):
+        if pull_id in outstanding and promised.sent[e, 0]:
+            base, seen = np.maximum(base, promised.tops[e, 0]), max(seen, int(promised.sv[e, 0]))
     return base, seen
 
 
@@ -180,14 +182,15 @@ def test_pipelined_answers_match_a_full_comparison_and_held_checks_miss_no_news(
 
     rng = fresh_rng
     config = ProtocolConfig(n_origins=3, cache_capacity=4, keys_per_shard=60)
-    replicas = [ShardReplica(0, config) for _ in range(3)]
+    replicas = [ShardGroup([0], config) for _ in range(3)]
     awaiting: dict[tuple[int, int], list[int]] = {(r, p): [] for r in range(3) for p in range(3) if r != p}
     in_flight: list[tuple[int, int, int, object]] = []   # (requester, responder, pull id, answer)
     pull_ids = iter(range(10**6))
     for step in range(1, 800):
         r, action = int(rng.integers(3)), rng.random()
         if action < 0.35:
-            replicas[r].write(int(rng.integers(30)), rng.standard_normal(config.dim).astype(np.float32), step, origin=r)
+            replicas[r].write(0, int(rng.integers(30)), rng.standard_normal(config.dim).astype(np.float32), step,
+                              origin=r)
         elif action < 0.75:
             p = int((r + rng.integers(1, 3)) % 3)
             responder, pull = replicas[p], replicas[r].pull_for(p)
@@ -195,24 +198,23 @@ def test_pipelined_answers_match_a_full_comparison_and_held_checks_miss_no_news(
             only = p if rng.random() < 0.2 else None
             outstanding = tuple(awaiting[(r, p)])
             ref_base, ref_seen = _reference_base(responder, pull, r, outstanding)
-            may_tell = responder.may_have_news(pull, r, outstanding, cap, only)
+            held = responder.answer(pull, r, outstanding, cap, only, hold=True)
             delta = responder.answer(pull, r, outstanding, cap, only)
-            np.testing.assert_array_equal(delta.base, ref_base)
-            if ref_seen == responder.shard_version:
-                assert delta.path == "unchanged"
+            np.testing.assert_array_equal(delta.base[0], ref_base)
+            if ref_seen == responder.shard_version[0]:
+                assert delta.paths.tolist() == [UNCHANGED]
             else:
                 def newer_keys(slots: np.ndarray, up_to_top: bool = False) -> list[int]:
                     vers = responder.versions[slots]
                     ts, origin = vers >> ORIGIN_BITS, vers & ORIGIN_MASK
                     newer = (ts > ref_base[origin]) & ((ts <= cap) | (cap == NO_CAP)) & ((origin == only) | (only is None))
-                    return sorted(responder.keys[slots][newer & ((ts <= delta.vv[origin]) | (not up_to_top))].tolist())
+                    return sorted(responder.keys[slots][newer & ((ts <= delta.vv[0, origin]) | (not up_to_top))].tolist())
 
                 # Exactly the rows its path compares and selects, and every row the top claims.
-                compared = responder.cache.members() if delta.path == "cache" else np.arange(responder.size)
+                compared = responder.caches.members(0) if delta.paths[0] == CACHE else np.arange(responder.size)
                 assert sorted(delta.keys.tolist()) == newer_keys(compared)
                 assert set(newer_keys(np.arange(responder.size), up_to_top=True)) <= set(delta.keys.tolist())
-            if not may_tell:
-                assert is_empty(delta)
+            assert (held is None) == is_empty(delta)   # a long poll is held exactly when it would tell nothing
             pull_id = next(pull_ids)
             responder.promise(r, pull_id, outstanding, delta)
             awaiting[(r, p)].append(pull_id)
@@ -233,4 +235,4 @@ def test_pipelined_answers_match_a_full_comparison_and_held_checks_miss_no_news(
             for p in range(3):
                 if p != r:
                     replicas[r].apply(replicas[p].answer(replicas[r].pull_for(p)), p)
-    assert len({replica.digest() for replica in replicas}) == 1
+    assert len({replica.digest(0) for replica in replicas}) == 1
