@@ -35,9 +35,12 @@ def _xor_fold(words: np.ndarray) -> np.uint64:
     blocks = (words.shape[0] + _WORDS_PER_BLOCK - 1) // _WORDS_PER_BLOCK
     folded = np.zeros(blocks, dtype=np.uint64)
     for b in numba.prange(blocks):
+        # A slice, indexed from 0: with indices numba cannot prove non-negative, each read carries a
+        # wraparound check that kept LLVM from vectorising on some CPUs (4x slower on an AMD Zen 4).
+        block = words[b * _WORDS_PER_BLOCK:(b + 1) * _WORDS_PER_BLOCK]
         acc = np.uint64(0)
-        for i in range(b * _WORDS_PER_BLOCK, min((b + 1) * _WORDS_PER_BLOCK, words.shape[0])):
-            acc ^= words[i]
+        for i in range(block.shape[0]):
+            acc ^= block[i]
         folded[b] = acc
     out = np.uint64(0)
     for b in range(blocks):
