@@ -289,8 +289,8 @@ class ShardGroup:
 
     Per shard: version vector, newest timestamps, DVV, shard version, hot-key cache, and per
     peer the tops and shard versions seen.  The rows of all shards share one key store (a
-    key belongs to one shard), so one pull's answers, and one answer's merge, are a few
-    array operations for all shards instead of a dozen per shard.
+    key belongs to one shard), so one pull's answers, and one answer's merge, are one compiled
+    call for all shards (`impls.ekko.kernels`) instead of a dozen numpy calls per shard.
 
     Keys, versions, values and the vectors are durable (they survive a crash, as a
     parameter server's store would); caches, the stash of answers waiting for their base
@@ -369,9 +369,20 @@ class ShardGroup:
         self.size += len(keys)
         return slots
 
-    def _lookup(self, keys: np.ndarray) -> np.ndarray:
+    def _lookup(self, keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The slots of `keys` (-1: not held); each key held must be of the shard at its row in `rows`."""
         get = self.slot_of.get
-        return np.fromiter((get(k, -1) for k in keys.tolist()), dtype=np.int64, count=len(keys))
+        slots = np.fromiter((get(k, -1) for k in keys.tolist()), dtype=np.int64, count=len(keys))
+        wrong = (slots >= 0) & (self.slot_row[np.maximum(slots, 0)] != rows)
+        if wrong.any():
+            i = int(np.flatnonzero(wrong)[0])
+            self._wrong_shard(int(keys[i]), int(slots[i]), int(rows[i]))
+        return slots
+
+    def _wrong_shard(self, key: int, slot: int, row: int) -> None:
+        # A key in two shards would corrupt both shards' caches and vectors.
+        raise ValueError(f"key {key} is of shard {int(self.shards[self.slot_row[slot]])}, "
+                         f"not of shard {int(self.shards[row])}")
 
     def _touch_caches(self, rows: np.ndarray, slots: np.ndarray) -> None:
         if self.config.use_cache and len(slots):
@@ -400,11 +411,13 @@ class ShardGroup:
     def write(self, shard: int, key: int, value: np.ndarray, now_us: int, origin: int) -> int:
         """A local commit by `origin` (this group's server); returns the new version."""
         row = self.row(shard)
-        current = self.version_of(key)
+        slot = self.slot_of.get(key, -1)
+        if slot >= 0 and self.slot_row[slot] != row:
+            self._wrong_shard(key, slot, row)
+        current = int(self.versions[slot]) if slot >= 0 else 0
         ts = max(int(now_us), int(self.vv[row, origin]) + 1, (current >> ORIGIN_BITS) + 1)
         version = make_version(ts, origin)
-        slot = self.slot_of.get(key)
-        if slot is None:
+        if slot < 0:
             slot = int(self._new_slots(np.array([key], dtype=np.int64), np.array([row]))[0])
         self.versions[slot] = version
         self.values[slot] = value
@@ -427,7 +440,7 @@ class ShardGroup:
         n = len(keys)
         if n == 0:
             return NONE
-        slots = self._lookup(keys)
+        slots = self._lookup(keys, np.full(n, row))
         current_ts = np.where(slots >= 0, self.versions[np.maximum(slots, 0)] >> ORIGIN_BITS, 0)
         floor = np.maximum(np.asarray(now_us, dtype=np.int64), current_ts + 1)
         steps = np.arange(n, dtype=np.int64)
@@ -466,7 +479,7 @@ class ShardGroup:
         rows = self._rows(delta.shards)
         if (rows < 0).any():
             raise ValueError(f"an answer names shard {int(delta.shards[rows < 0][0])}, which is not held here")
-        slots = self._lookup(delta.keys)
+        slots = self._lookup(delta.keys, rows[delta.row_shard])
         fresh = slots < 0   # not held: any version is newer
         if fresh.any():
             slots[fresh] = self._new_slots(delta.keys[fresh], rows[delta.row_shard[fresh]])

@@ -236,3 +236,18 @@ def test_pipelined_answers_match_a_full_comparison_and_held_checks_miss_no_news(
                 if p != r:
                     replicas[r].apply(replicas[p].answer(replicas[r].pull_for(p)), p)
     assert len({replica.digest(0) for replica in replicas}) == 1
+
+
+def test_a_key_is_of_one_shard_only() -> None:
+    config = ProtocolConfig(n_origins=2, cache_capacity=4)
+    g = ShardGroup([0, 1], config)
+    g.write(0, 5, np.ones(config.dim, np.float32), 1, origin=0)
+    with pytest.raises(ValueError, match="key 5 is of shard 0, not of shard 1"):
+        g.write(1, 5, np.ones(config.dim, np.float32), 2, origin=0)
+    with pytest.raises(ValueError, match="key 5 is of shard 0, not of shard 1"):
+        g.write_batch(1, np.array([6, 5]), np.ones((2, config.dim), np.float32), np.array([3, 4]), origin=0)
+    other = ShardGroup([0, 1], config)
+    other.write(1, 5, np.ones(config.dim, np.float32), 1, origin=1)   # the same key under shard 1
+    with pytest.raises(ValueError, match="key 5 is of shard 0, not of shard 1"):
+        g.apply(other.answer(g.pull_for(1)), 1)
+    assert g.digest(1) == ShardGroup([0, 1], config).digest(1)   # nothing of the refused writes was stored
