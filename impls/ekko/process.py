@@ -192,7 +192,8 @@ def _check_message(m: PullRequest | PullResponse, config: ClusterConfig, held: s
              and bool((part.versions > 0).all()), "an answer's arrays, versions or counters do not fit this run")
     _require(bool(np.isin(part.paths, (UNCHANGED, CACHE, FULL)).all())
              and bool(((part.row_shard >= 0) & (part.row_shard < s)).all())
-             and bool((part.paths[part.row_shard] != UNCHANGED).all()),
+             and bool((part.paths[part.row_shard] != UNCHANGED).all())
+             and bool((part.keys >= 0).all() and (part.keys % config.n_shards == part.shards[part.row_shard]).all()),
              "an answer's paths or rows do not fit its shards")
 
 
@@ -204,6 +205,8 @@ def _check_write(frame: dict[str, Any], config: ClusterConfig, held: set[int]) -
     _require(columns[0].dtype.kind in "iu" and columns[1].dtype.kind in "iu" and columns[2].dtype.kind in "iuf",
              "a write batch's columns are not numbers")
     _require(set(np.unique(columns[0]).tolist()) <= held, "a write batch names a shard not held here")
+    _require(bool((columns[1] >= 0).all() and (columns[1] % config.n_shards == columns[0]).all()),
+             "a write batch puts a key in a shard that is not its own")
     _require(isinstance(frame["values"], bytes) and len(frame["values"]) == rows * config.dim * 4,
              "a write batch's values are not one float32 row per key")
 

@@ -11,7 +11,8 @@ import msgpack
 import numpy as np
 import pytest
 
-from impls.ekko.process import ClusterConfig, ServerDied, _Cluster, _connect, frame_bound, run_cluster
+from impls.ekko.process import (BadFrame, ClusterConfig, ServerDied, _Cluster, _connect, encode, frame_bound, parse,
+                                run_cluster)
 from workloads.ekko_updates import generate_updates
 
 STREAM = generate_updates(6000, 20_000, 5.0, simulated_hours=3.0, seed=4)
@@ -89,7 +90,7 @@ def test_processes_reach_the_state_the_simulation_reaches(clean_run) -> None:
 
 SECRET = bytes(range(32))
 # A write that would change shard 0's digest if any server applied it.
-FORGED_WRITE = {"k": "write", "batch": 10**9, "shard": [0], "key": [987_654_321], "stamp": [0.0],
+FORGED_WRITE = {"k": "write", "batch": 10**9, "shard": [0], "key": [987_654_324], "stamp": [0.0],
                 "values": np.full(CONFIG.dim, 7.0, np.float32).tobytes()}
 
 
@@ -172,3 +173,20 @@ def test_garbage_and_oversized_frames_close_only_their_connection(clean_run, tmp
     closed = [line for line in _log(tmp_path, 0).splitlines() if "closed the connection" in line]
     assert len(closed) == len(bad_frames), closed
     assert sum("size bound" in line for line in closed) == 2, closed
+
+
+def test_frames_parse_back_and_a_key_outside_its_shard_is_refused() -> None:
+    a, b = CONFIG.server(0), CONFIG.server(3)   # DC 0 and DC 1, the same shards
+    held = set(a.group.shards.tolist())
+    a.write(3, 15, np.ones(CONFIG.dim, np.float32), 1.0)   # 15 % 12 == 3
+    (pull,) = [s.message for s in b.on_tick(1.0)]
+    kind, parsed = parse(msgpack.unpackb(msgpack.packb(encode(pull))), CONFIG, held)
+    assert kind == "pull" and np.array_equal(parsed.pulls.vv, pull.pulls.vv)
+    (answer,) = a.on_message(parsed, 1.0)
+    frame = msgpack.unpackb(msgpack.packb(encode(answer.message)))
+    kind, delta = parse(frame, CONFIG, held)
+    assert kind == "delta" and delta.deltas.keys.tolist() == [15]
+    with pytest.raises(BadFrame, match="rows do not fit"):
+        parse({**frame, "key": np.array([16]).tobytes()}, CONFIG, held)   # 16 is of shard 4
+    with pytest.raises(BadFrame, match="not its own"):
+        parse({**FORGED_WRITE, "key": [987_654_321]}, CONFIG, held)   # of shard 9, named as shard 0
