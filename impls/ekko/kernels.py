@@ -105,6 +105,13 @@ def _among(value, values):
 
 
 @njit(cache=True, nogil=True)
+def _selects(version, base, cap, only):
+    """Whether an answer with this base (and cap, and origin filter) carries a row of this version."""
+    ts, origin = version >> ORIGIN_BITS, version & ORIGIN_MASK
+    return ts > base[origin] and (cap == NO_CAP or ts <= cap) and (only < 0 or origin == only)
+
+
+@njit(cache=True, nogil=True)
 def answer(rows, pull_vv, seen_inc, seen_sv, incarnation, peer_top, use_peer_top, p_ids, p_sent, p_sv, p_tops,
            outstanding, vv, newest, dvv, shard_version, sizes, head, nxt, count, slot_row, size, versions,
            cap, only, use_cache, keys_per_shard, hold):
@@ -191,22 +198,14 @@ def answer(rows, pull_vv, seen_inc, seen_sv, incarnation, peer_top, use_peer_top
         if paths[i] == CACHE:
             s = head[r]
             while s >= 0:
-                v = versions[s]
-                ts, origin = v >> ORIGIN_BITS, v & ORIGIN_MASK
-                if ts > base[i, origin] and (cap == NO_CAP or ts <= cap) and (only < 0 or origin == only):
-                    selected[k] = s
-                    of[k] = i
+                if _selects(versions[s], base[i], cap, only):
+                    selected[k], of[k] = s, i
                     k += 1
                 s = nxt[s]
         else:
             for s in range(size):
-                if slot_row[s] != r:
-                    continue
-                v = versions[s]
-                ts, origin = v >> ORIGIN_BITS, v & ORIGIN_MASK
-                if ts > base[i, origin] and (cap == NO_CAP or ts <= cap) and (only < 0 or origin == only):
-                    selected[k] = s
-                    of[k] = i
+                if slot_row[s] == r and _selects(versions[s], base[i], cap, only):
+                    selected[k], of[k] = s, i
                     k += 1
     return paths, base, top, sv, compared, selected[:k], of[:k], news
 
