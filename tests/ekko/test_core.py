@@ -251,3 +251,67 @@ def test_a_key_is_of_one_shard_only() -> None:
     with pytest.raises(ValueError, match="key 5 is of shard 0, not of shard 1"):
         g.apply(other.answer(g.pull_for(1)), 1)
     assert g.digest(1) == ShardGroup([0, 1], config).digest(1)   # nothing of the refused writes was stored
+
+
+def test_a_group_of_shards_answers_and_merges_as_its_shards_would_one_by_one(fresh_rng) -> None:
+    """Three shards in one group against three one-shard groups, under the same random writes, overlapping
+    capped or own-writes-only pulls, answers applied out of order or lost, and restarts."""
+    from impls.ekko.core import NO_CAP
+
+    rng, shards = fresh_rng, [0, 1, 2]
+    config = ProtocolConfig(n_origins=3, cache_capacity=3, keys_per_shard=40)
+    group = [ShardGroup(shards, config) for _ in range(3)]
+    alone = [[ShardGroup([s], config) for s in shards] for _ in range(3)]
+    awaiting: dict[tuple[int, int], list[int]] = {(r, p): [] for r in range(3) for p in range(3) if r != p}
+    in_flight: list[tuple[int, int, int, object, list]] = []
+    for step in range(1, 600):
+        r, action = int(rng.integers(3)), rng.random()
+        if action < 0.35:
+            key, value = int(rng.integers(60)), rng.standard_normal(config.dim).astype(np.float32)
+            version = group[r].write(key % 3, key, value, step, origin=r)
+            assert version == alone[r][key % 3].write(key % 3, key, value, step, origin=r)
+        elif action < 0.75:
+            p = int((r + rng.integers(1, 3)) % 3)
+            cap = NO_CAP if rng.random() < 0.6 else int(rng.integers(0, step + 1))
+            only = p if rng.random() < 0.2 else None
+            out = tuple(awaiting[(r, p)])
+            both = group[p].answer(group[r].pull_for(p), r, out, cap, only)
+            each = [alone[p][s].answer(alone[r][s].pull_for(p), r, out, cap, only) for s in shards]
+            for s, one in zip(shards, each):
+                assert both.paths[s] == one.paths[0] and both.keys_compared[s] == one.keys_compared[0]
+                assert both.shard_versions[s] == one.shard_versions[0]
+                np.testing.assert_array_equal(both.base[s], one.base[0])
+                np.testing.assert_array_equal(both.vv[s], one.vv[0])
+                assert both.keys[both.row_shard == s].tolist() == one.keys.tolist()   # the same rows, in order
+            held = group[p].answer(group[r].pull_for(p), r, out, cap, only, hold=True)
+            assert (held is None) == all(alone[p][s].answer(alone[r][s].pull_for(p), r, out, cap, only, hold=True)
+                                         is None for s in shards)
+            pull_id = step
+            group[p].promise(r, pull_id, out, both)
+            for s, one in zip(shards, each):
+                alone[p][s].promise(r, pull_id, out, one)
+            awaiting[(r, p)].append(pull_id)
+            in_flight.append((r, p, pull_id, both, each))
+        elif action < 0.97 and in_flight:
+            r, p, pull_id, both, each = in_flight.pop(int(rng.integers(len(in_flight))))
+            if pull_id in awaiting[(r, p)]:
+                awaiting[(r, p)].remove(pull_id)
+                if rng.random() < 0.9:   # else lost
+                    changed = group[r].apply(both, p)[0]
+                    changed_alone = [k for s in shards for k in alone[r][s].apply(each[s], p)[0].tolist()]
+                    assert sorted(changed.tolist()) == sorted(changed_alone)
+        else:
+            group[r].restart()
+            for one in alone[r]:
+                one.restart()
+            for key in awaiting:
+                if r in key:
+                    awaiting[key].clear()
+        for r in range(3):
+            for s in shards:
+                one = alone[r][s]
+                assert group[r].digest(s) == one.digest(s)
+                np.testing.assert_array_equal(group[r].vv[s], one.vv[0])
+                np.testing.assert_array_equal(group[r].dvv[s], one.dvv[0])
+                assert group[r].shard_version[s] == one.shard_version[0]
+                assert group[r].caches.members(s).size == one.caches.members(0).size
