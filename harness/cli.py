@@ -389,11 +389,19 @@ def gate(reference: Path, threshold: float | None, write_ref: bool) -> None:
         click.echo(f"recmine: no reference for this CPU ({cpu}): judged against the highest recorded, from "
                    f"{'; '.join(borrowed)}, so only larger regressions show; `recmine gate --write` on a quiet "
                    "machine adds this CPU's", err=True)
+    unjudged = [f.name for f in figures if f.reference is None]
+    if unjudged:
+        click.echo(f"recmine: measured but not judged on this CPU ({cpu}): {'; '.join(unjudged)}: recorded on "
+                   "one other CPU kind at most, whose ratio does not bound this one's; `recmine gate --write` on a "
+                   "quiet machine adds this CPU's", err=True)
     results = cmp.run_gate(figures, threshold, on_remeasure=lambda suspects: click.echo(
         f"re-measuring {len(suspects)} figure(s) over their limit, to tell a regression from a burst of load"))
     for r in results:
-        ref = "no reference" if r.figure.reference is None else f"reference {r.figure.reference:.3f}, limit {r.limit:.3f}"
-        status = click.style("REGRESSED", fg="red") if r.regressed else click.style("ok", fg="green")
+        if r.figure.reference is None:
+            ref, status = "no reference for this CPU", "not judged"
+        else:
+            ref = f"reference {r.figure.reference:.3f}, limit {r.limit:.3f}"
+            status = click.style("REGRESSED", fg="red") if r.regressed else click.style("ok", fg="green")
         click.echo(f"{r.figure.name:<44} ratio {r.ratio:.3f} ({ref})  {status}")
     if any(r.regressed for r in results):
         click.echo(f"recmine: gate failed: {sum(r.regressed for r in results)} figure(s) regressed beyond "

@@ -98,3 +98,14 @@ def test_each_cpu_kind_keeps_its_own_reference_and_an_unknown_one_borrows_the_hi
     [on_new], _ = compare.load_reference(reference, cpu="CPU C")
     assert (on_a.reference, on_a.reference_cpu) == (2.0, "CPU A")
     assert (on_new.reference, on_new.reference_cpu) == (3.0, "CPU B")
+
+
+def test_a_figure_recorded_on_one_cpu_kind_only_is_not_judged_on_another(tmp_path):
+    reference = tmp_path / "reference.json"
+    figure = compare.GateFigure("x", "num", "den", None)
+    compare.write_reference(reference, [figure], {"x": 2.0}, 1.25, "CPU A", {"commit": "c1"})
+    [on_a], _ = compare.load_reference(reference, cpu="CPU A")
+    [on_b], _ = compare.load_reference(reference, cpu="CPU B")
+    assert on_a.reference == 2.0 and on_b.reference is None
+    [result] = compare.gate([on_b], {"x": 50.0}, 1.25)
+    assert result.limit is None and not result.regressed   # measured and shown, not judged
