@@ -302,7 +302,8 @@ def _echo_claims(verdicts: list, n_claims: int, store_path: Path) -> None:
     click.echo("\n" + " ".join(f"{h:<{w}}" for h, w in zip(header, widths)) + " " + header[-1])
     for v in verdicts:
         value = f"{v.value} ({v.kind})" if v.value else "—"
-        reason = " ".join([v.reason, *(f"[{note}]" for note in v.notes)])
+        setup = [f"({v.measurement.hardware_note})"] if v.measurement.hardware_note else []
+        reason = " ".join([v.reason, *(f"[{note}]" for note in v.notes), *setup])
         columns = [textwrap.wrap(text, width) or [""] for text, width in
                    ((v.claim.id, widths[0]), (v.claim.paper_value, widths[1]), (value, widths[2]),
                     (v.verdict, widths[3]), (reason, reason_width))]

@@ -447,9 +447,10 @@ def markdown(ctx: dict[str, Any]) -> str:
     md += [f"- backend {k}: {v}" for k, v in ctx["backends"].items()]
     md += ["", "## Claims", "", "  ".join(f"{name}: {n}" for name, n in ctx["counts"].items()), ""]
     md += _md_rows(["claim", "paper value", "measurement", "value here", "verdict", "reason", "reproduce"],
-                   [[r["claim"], r["paper_value"], r["measurement"],
+                   [[r["claim"], r["paper_value"],
+                     f"{r['measurement']} ({r['hardware_note']})" if r["hardware_note"] else r["measurement"],
                      f"{r['value']} ({r['kind']})" if r["value"] else "—", r["verdict"],
-                     " ".join([r["reason"], *(f"[{n}]" for n in r["notes"])]) or r["hardware_note"],
+                     " ".join([r["reason"], *(f"[{n}]" for n in r["notes"])]) or "—",
                      f"`{r['reproduce']}`" if r["reproduce"] else "—"] for _, r in ctx["verdicts"]])
     md += ["", "## Baseline strength", "", "The real library's time / our baseline's, on the same data in the same "
            f"run: above 1, ours is faster; below {1 / claims_mod.WEAK_BASELINE_FACTOR:g}, ours is flagged weak.", ""]
