@@ -255,7 +255,7 @@ def check_threshold(value: Any, where: str) -> float:
     return float(value)
 
 
-def measure_ratios(figures: list[GateFigure], setups: int = 5, pairs: int = 9,
+def measure_ratios(figures: list[GateFigure], setups: int = 9, pairs: int = 9,
                    min_time_s: float = 0.25) -> dict[str, float]:
     """Each figure's ratio: the median over `setups` trial setups of the median of interleaved pairs.
 
