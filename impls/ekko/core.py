@@ -524,23 +524,11 @@ class ShardGroup:
             merged = False
             for i, (base, top, peer, inc, sv) in enumerate(stash):
                 if (self.vv[row] >= base).all():
-                    raised |= bool(self._merge(np.array([row]), top[None], peer, inc, np.array([sv]))[0])
+                    raised |= kernels.merge(row, top, inc, sv, self.vv, self.newest, *self._seen(peer))
                     del stash[i]
                     merged = True
                     break
         return raised
-
-    def _merge(self, rows: np.ndarray, tops: np.ndarray, peer: int, inc: int, svs: np.ndarray) -> np.ndarray:
-        """Raise the vectors at `rows` to answers' tops (their bases are covered); returns where they rose."""
-        seen_inc, seen_sv = self._seen(peer)
-        # An uncapped answer (sv >= 0): the requester now has everything at (inc, sv).
-        newer = (svs >= 0) & ((inc > seen_inc[rows]) | ((inc == seen_inc[rows]) & (svs > seen_sv[rows])))
-        seen_inc[rows[newer]] = inc
-        seen_sv[rows[newer]] = svs[newer]
-        rose = (tops > self.vv[rows]).any(axis=1)
-        self.vv[rows] = np.maximum(self.vv[rows], tops)
-        self.newest[rows] = np.maximum(self.newest[rows], tops)   # the newest cover the vector: no change unless it rose
-        return rose
 
     # -- anti-entropy, responder side
     def answer(self, pulls: ShardPulls, requester: int = -1, outstanding: tuple[int, ...] = (),

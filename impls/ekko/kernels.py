@@ -211,6 +211,28 @@ def answer(rows, pull_vv, seen_inc, seen_sv, incarnation, peer_top, use_peer_top
 
 
 @njit(cache=True, nogil=True)
+def merge(row, top, incarnation, shard_version, vv, newest, seen_inc, seen_sv):
+    """Raise a shard's vector to an answer's top (its base is covered); returns whether the vector rose.
+
+    An uncapped answer (shard version >= 0) also means the requester now has everything of
+    the responder at (incarnation, shard version).
+    """
+    if shard_version >= 0 and (incarnation > seen_inc[row]
+                               or (incarnation == seen_inc[row] and shard_version > seen_sv[row])):
+        seen_inc[row] = incarnation
+        seen_sv[row] = shard_version
+    rose = False
+    for o in range(vv.shape[1]):
+        t = top[o]
+        if t > vv[row, o]:
+            vv[row, o] = t
+            rose = True
+        if t > newest[row, o]:
+            newest[row, o] = t
+    return rose
+
+
+@njit(cache=True, nogil=True)
 def apply(rows, row_shard, slots, in_versions, in_values, paths, d_base, d_top, d_sv, incarnation,
           versions, values, newest, vv, peer_top, seen_inc, seen_sv, waiting,
           use_cache, capacity, prev, nxt, cached, head, tail, count, dvv):
@@ -264,15 +286,6 @@ def apply(rows, row_shard, slots, in_versions, in_values, paths, d_base, d_top, 
             wait[n_wait] = i
             n_wait += 1
             continue
-        s = d_sv[i]
-        if s >= 0 and (incarnation > seen_inc[r] or (incarnation == seen_inc[r] and s > seen_sv[r])):
-            seen_inc[r] = incarnation
-            seen_sv[r] = s
-        for o in range(vv.shape[1]):
-            t = d_top[i, o]
-            if t > vv[r, o]:
-                vv[r, o] = t
-                changed[r] = True
-            if t > newest[r, o]:
-                newest[r, o] = t
+        if merge(r, d_top[i], incarnation, d_sv[i], vv, newest, seen_inc, seen_sv):
+            changed[r] = True
     return newer, wait[:n_wait], changed
