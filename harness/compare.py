@@ -6,14 +6,21 @@ test).  The within-run test alone cannot see a machine-state shift between runs:
 two runs of one commit minutes apart differ by more than their own spreads suggest.
 
 - The noise factor F of an experiment is its run-to-run spread on this machine, the
-  larger of two estimates, never below MIN_FACTOR:
+  largest of three estimates, never below MIN_FACTOR:
   - within the two runs: each times its experiment in several trial setups (the data
     copied afresh, the trial rebuilt and warmed up again; `harness.measure.Settings`), as
     pyperf times in several processes.  sigma is the pooled spread of the setups' log
     medians about their run's mean; a run's median pools two setups or more, so two runs'
     medians differ by about sigma, and F = exp(3 sigma);
   - from history: exp(3 sigma) of the log medians of its earlier runs (sigma from the
-    median absolute deviation, robust to an odd slow run), once it has three or more.
+    median absolute deviation, robust to an odd slow run), once it has three or more;
+  - from its neighbours: exp(3 sigma) of the log ratios of the NEIGHBOURS other timed
+    experiments nearest it in duration, in the same two runs (sigma from the median absolute
+    deviation about their median, so a change to a minority of them does not widen it, and a
+    shift of them all does not either).  Between two runs the machine's state moves
+    experiments of a similar length by different amounts (on a 2-core VM, short ones by
+    1.2-1.4x while their setups within each run agree); the others, most of them unchanged,
+    show how far.  It needs MIN_NEIGHBOURS timed experiments in the comparison.
 - Significant: the ratio of medians is above F or below 1/F, and the samples are told
   apart: a Mann-Whitney U test at p < ALPHA when both runs have at least 4 samples
   (fewer cannot reach it), otherwise every sample of one run beyond every sample of the other.
@@ -31,7 +38,7 @@ import math
 import os
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -46,6 +53,8 @@ MIN_FACTOR = 1.2
 ALPHA = 0.05
 HISTORY_RUNS = 10          # earlier runs read for an experiment's run-to-run noise
 MIN_HISTORY = 3
+NEIGHBOURS = 24            # timed experiments nearest in duration that gauge one experiment's run-to-run noise
+MIN_NEIGHBOURS = 12
 
 
 def mann_whitney_p(a: list[float], b: list[float]) -> float:
@@ -162,7 +171,27 @@ def compare(before: dict[str, Row], after: dict[str, Row], store: Store | None =
         changes.append(Change(exp_id, a["value"], b["value"], mann_whitney_p(a["samples"], b["samples"]),
                               timed=a["kind"] == "measured", factor=factor,
                               distinct=told_apart(a["samples"], b["samples"])))
-    return changes
+    widened = neighbour_noise_factors(changes)
+    return [replace(c, factor=max(c.factor, widened[c.experiment_id])) if c.experiment_id in widened
+            else c for c in changes]
+
+
+def neighbour_noise_factors(changes: list[Change]) -> dict[str, float]:
+    """exp(3 sigma) for each timed change, sigma the robust spread of the log ratios of the NEIGHBOURS
+    other timed changes nearest it in log duration; none where fewer than MIN_NEIGHBOURS others are timed."""
+    timed = [c for c in changes if c.timed]
+    if len(timed) <= MIN_NEIGHBOURS:
+        return {}
+    durations = [math.log(c.before) for c in timed]
+    ratios = [math.log(c.ratio) for c in timed]
+    factors = {}
+    for i, change in enumerate(timed):
+        nearest = sorted((j for j in range(len(timed)) if j != i),
+                         key=lambda j: abs(durations[j] - durations[i]))[:NEIGHBOURS]
+        logs = [ratios[j] for j in nearest]
+        centre = statistics.median(logs)
+        factors[change.experiment_id] = math.exp(3 * 1.4826 * statistics.median(abs(x - centre) for x in logs))
+    return factors
 
 
 def earlier_medians(store: Store, row: Row, exclude: set[str]) -> list[float]:

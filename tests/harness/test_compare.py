@@ -87,3 +87,36 @@ def test_the_spread_of_trial_setups_sets_the_factor_when_there_is_no_history():
     slower = compare.compare(*_setup_runs(rng, 200, slowdown=1.5))
     quiet = [c for c in slower if int(c.experiment_id[1:]) % 5]
     assert all(c.label == "slower" for c in quiet)
+
+
+def _shifted_runs(rng: np.random.Generator, experiments: int, planted: set[int] = frozenset()):
+    """Two runs of one commit on a VM whose state moves between them: each experiment under 3 ms lands on
+    its own level in run 2 (sigma 0.15 in log, 1.2-1.4x for many), in both of its trial setups alike, so
+    the setups within each run agree; longer ones move 2%.  Experiments in `planted` are 1.5x slower."""
+    before, after = {}, {}
+    for i in range(experiments):
+        base = 10 ** rng.uniform(-4.5, -0.5)
+        level = rng.lognormal(0, 0.15 if base < 3e-3 else 0.02) * (1.5 if i in planted else 1.0)
+        for run, rows, factor in (("r1", before, 1.0), ("r2", after, level)):
+            setups = [base * factor * rng.lognormal(0, 0.01) * rng.lognormal(0, 0.01, 3) for _ in range(2)]
+            rows[f"e{i}"] = _row(f"e{i}", run, np.concatenate(setups), setup_medians=[np.median(s) for s in setups])
+    return before, after
+
+
+def test_experiments_of_a_similar_length_gauge_a_shift_between_runs_that_setups_cannot_see(monkeypatch):
+    rng = np.random.default_rng(2026120303)  # a fixed seed: these are the rule's inputs, not a kernel's
+    runs = _shifted_runs(rng, 150)
+    same = compare.compare(*runs)
+    assert sum(c.significant for c in same) <= len(same) / 20
+    short = [c for c in same if c.before < 1e-3]
+    assert np.median([c.factor for c in short]) > 1.4     # the short experiments' neighbours moved
+    with monkeypatch.context() as without_neighbours:
+        without_neighbours.setattr(compare, "MIN_NEIGHBOURS", len(same))
+        assert sum(c.significant for c in compare.compare(*runs)) > len(same) / 10
+    longer = sorted(int(c.experiment_id[1:]) for c in compare.compare(*_shifted_runs(np.random.default_rng(7), 150))
+                    if c.before > 3e-3)
+    planted = set(longer[:8])
+    rng = np.random.default_rng(7)   # the same experiments again, eight of the longer ones planted 1.5x slower
+    changes = {c.experiment_id: c for c in compare.compare(*_shifted_runs(rng, 150, planted))}
+    assert all(changes[f"e{i}"].label == "slower" for i in planted)
+    assert sum(c.significant for e, c in changes.items() if int(e[1:]) not in planted) <= 150 / 20
