@@ -135,6 +135,7 @@ class ShardPulls:
     vv: np.ndarray                   # (S, origins): the requester's version vectors, the answers' bases
     seen_incarnation: np.ndarray     # (S,) responder incarnation at the requester's last merged answer
     seen_shard_version: np.ndarray   # (S,) responder shard version at that answer (-1: none)
+    incarnation: int                 # the requester's: what it claimed before a restart may be gone
 
 
 @dataclass
@@ -332,8 +333,12 @@ class ShardGroup:
         self.peer_seen: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         # Per peer, per shard, the top of its latest answer: the peer held at least that then, and
         # a vector only grows, so a pull it holds here (long poll) is not answered with rows that
-        # came from it meanwhile.  Zero (nothing claimed) until an answer arrives.
+        # came from it meanwhile.  Zero (nothing claimed) until an answer arrives.  A vector grows
+        # within one incarnation only (a server may come back with less than it had: a process
+        # whose replicated rows were not durable), so the tops are kept with the peer's incarnation
+        # they came from, and trusted only for pulls of that incarnation.
         self.peer_top: dict[int, np.ndarray] = {}
+        self.peer_top_incarnation: dict[int, int] = {}
         self.stash: list[list[tuple[np.ndarray, np.ndarray, int, int, int]]] = [[] for _ in range(n)]
         self.waiting = np.zeros(n, dtype=bool)   # per shard: the stash is not empty
         # Responder side: per requester, the answers sent to it that it had not received when it last
@@ -466,8 +471,8 @@ class ShardGroup:
         seen = self.peer_seen.get(peer)
         if seen is None:
             none = np.full(len(self.shards), -1, dtype=np.int64)
-            return ShardPulls(self.shards, self.vv.copy(), none, none)
-        return ShardPulls(self.shards, self.vv.copy(), seen[0].copy(), seen[1].copy())
+            return ShardPulls(self.shards, self.vv.copy(), none, none, self.incarnation)
+        return ShardPulls(self.shards, self.vv.copy(), seen[0].copy(), seen[1].copy(), self.incarnation)
 
     def apply(self, delta: ShardDeltas, peer: int) -> tuple[np.ndarray, np.ndarray]:
         """Merge a peer's answers (last-writer-wins); returns the keys and versions that changed here.
@@ -484,8 +489,9 @@ class ShardGroup:
         if fresh.any():
             slots[fresh] = self._new_slots(delta.keys[fresh], rows[delta.row_shard[fresh]])
         peer_top = self.peer_top.get(peer)
-        if peer_top is None:
+        if peer_top is None or self.peer_top_incarnation[peer] != delta.incarnation:
             peer_top = self.peer_top[peer] = np.zeros_like(self.vv)
+            self.peer_top_incarnation[peer] = delta.incarnation
         seen_inc, seen_sv = self._seen(peer)
         c = self.caches
         newer, wait, changed = kernels.apply(
@@ -548,6 +554,8 @@ class ShardGroup:
         """
         rows, pulls = self._held(pulls)
         peer_top = self.peer_top.get(requester)
+        if peer_top is not None and self.peer_top_incarnation[requester] != pulls.incarnation:
+            peer_top = None   # claims of an earlier incarnation of the requester
         p = self.promised.get(requester) or self._none_promised
         c = self.caches
         paths, base, top, sv, compared, slots, row_shard, news = kernels.answer(
@@ -572,7 +580,7 @@ class ShardGroup:
             return rows, pulls
         mine = rows >= 0
         return rows[mine], ShardPulls(pulls.shards[mine], pulls.vv[mine], pulls.seen_incarnation[mine],
-                                      pulls.seen_shard_version[mine])
+                                      pulls.seen_shard_version[mine], pulls.incarnation)
 
     def promise(self, requester: int, pull_id: int, outstanding: tuple[int, ...], delta: ShardDeltas) -> None:
         """Remember sent answers until the requester says it received them (or gave them up)."""

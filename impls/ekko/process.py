@@ -9,7 +9,8 @@ Writes from training arrive on a control connection, in numbered batches; a serv
 appends them to its write-ahead log before acknowledging and ignores a batch number
 it already logged (a retry after a lost ack), so an acknowledged update survives a kill:
 a restarted server replays its log (same versions) and pulls the rest from its
-peers.  It starts with a new incarnation, so no peer trusts its old shard versions.
+peers.  It starts with a new incarnation, so no peer trusts its old shard versions,
+nor what its answers claimed it held (the rows it had pulled are not in its log).
 
 Placement (`run_cluster(..., placement=)`):
 
@@ -109,7 +110,7 @@ def encode(message: PullRequest | PullResponse) -> dict[str, Any]:
         return {"k": "pull", "src": message.src, "id": message.pull_id, "cap": message.cap_us,
                 "out": list(message.outstanding), "hold": message.may_hold, "own": message.own_writes_only,
                 "s": p.shards.tobytes(), "vv": p.vv.tobytes(), "inc": p.seen_incarnation.tobytes(),
-                "sv": p.seen_shard_version.tobytes()}
+                "sv": p.seen_shard_version.tobytes(), "rinc": p.incarnation}
     d = message.deltas
     return {"k": "delta", "src": message.src, "id": message.pull_id, "s": d.shards.tobytes(),
             "path": d.paths.tobytes(), "row": d.row_shard.tobytes(), "key": d.keys.tobytes(),
@@ -124,7 +125,8 @@ def decode(msg: dict[str, Any], dim: int) -> PullRequest | PullResponse:
         return np.frombuffer(msg[name], I64).reshape(len(shards), -1)
 
     if msg["k"] == "pull":
-        pulls = ShardPulls(shards, per_shard("vv"), np.frombuffer(msg["inc"], I64), np.frombuffer(msg["sv"], I64))
+        pulls = ShardPulls(shards, per_shard("vv"), np.frombuffer(msg["inc"], I64), np.frombuffer(msg["sv"], I64),
+                           msg["rinc"])
         return PullRequest(msg["src"], pulls, msg["id"], msg["cap"], tuple(msg["out"]), msg["hold"], msg["own"])
     deltas = ShardDeltas(shards, np.frombuffer(msg["path"], np.int8), np.frombuffer(msg["row"], I64),
                          np.frombuffer(msg["key"], I64), np.frombuffer(msg["ver"], I64),
@@ -180,8 +182,8 @@ def _check_message(m: PullRequest | PullResponse, config: ClusterConfig, held: s
     _require(len(set(part.shards.tolist())) == s and set(part.shards.tolist()) <= held,
              "a message names a shard twice, or one not held here")
     if isinstance(part, ShardPulls):
-        _require(part.vv.shape == (s, n) and part.seen_incarnation.shape == part.seen_shard_version.shape == (s,),
-                 "a pull's version vectors or counters do not fit this run")
+        _require(part.vv.shape == (s, n) and part.seen_incarnation.shape == part.seen_shard_version.shape == (s,)
+                 and _is_int(part.incarnation), "a pull's version vectors or counters do not fit this run")
         _require(_is_int(m.cap_us, *m.outstanding) and isinstance(m.may_hold, bool)
                  and isinstance(m.own_writes_only, bool), "a pull's options are not of their types")
         return
