@@ -87,8 +87,12 @@ def test_a_too_small_buffer_stalls_and_loses_no_score(fresh_rng) -> None:
     shallow = FpgaConfig.snary_u50(k_max=k, hbm_channels=1, filter_depth=4)  # one beat
     roomy = _check_against_reference_and_model(corpus, query, k, deep, live, "amaranth").stats[0]
     tight = _check_against_reference_and_model(corpus, query, k, shallow, live, "amaranth").stats[0]
-    assert tight.stall_cycles > roomy.stall_cycles and tight.max_buffer_fill <= 4
-    assert tight.cycles > roomy.cycles
+    # Until k scores are kept every live score passes, 4 a beat against 1 a cycle into the sorter: the
+    # one-beat buffer must hold the scan back at once, where the deep one takes them in.  Which of the
+    # two ends first depends on the data: scores waiting in a deep buffer are not in the sorter's
+    # threshold yet, so more of the later ones pass (a seed gave 274 passed in 501 cycles, against 161
+    # in 500).  Both runs equal the exact top-k and the cycle model's counts, stalls included.
+    assert tight.stall_cycles > 0 and tight.max_buffer_fill <= 4 < roomy.max_buffer_fill
 
 
 def test_verilator_equals_reference_and_model(fresh_rng) -> None:
