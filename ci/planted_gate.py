@@ -43,8 +43,7 @@ def main() -> int:
     if not factor > 1:
         parser.error(f"--factor must be above 1, not {factor}")
     figures, threshold = compare.load_reference(REFERENCE)
-    faery = [f for f in figures if f.numerator.startswith("faery/faery/cpu/")]
-    judged = [f for f in faery if f.reference is not None]
+    judged = [f for f in figures if f.numerator.startswith("faery/faery/cpu/") and f.reference is not None]
     if not judged:
         print("planted gate: no FAERY-CPU figure is judged on this CPU", file=sys.stderr)
         return 2

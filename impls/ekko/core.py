@@ -336,9 +336,8 @@ class ShardGroup:
         # came from it meanwhile.  Zero (nothing claimed) until an answer arrives.  A vector grows
         # within one incarnation only (a server may come back with less than it had: a process
         # whose replicated rows were not durable), so the tops are kept with the peer's incarnation
-        # they came from, and trusted only for pulls of that incarnation.
-        self.peer_top: dict[int, np.ndarray] = {}
-        self.peer_top_incarnation: dict[int, int] = {}
+        # they came from, and trusted only for pulls of that incarnation: peer -> (incarnation, tops).
+        self.peer_top: dict[int, tuple[int, np.ndarray]] = {}
         self.stash: list[list[tuple[np.ndarray, np.ndarray, int, int, int]]] = [[] for _ in range(n)]
         self.waiting = np.zeros(n, dtype=bool)   # per shard: the stash is not empty
         # Responder side: per requester, the answers sent to it that it had not received when it last
@@ -488,10 +487,10 @@ class ShardGroup:
         fresh = slots < 0   # not held: any version is newer
         if fresh.any():
             slots[fresh] = self._new_slots(delta.keys[fresh], rows[delta.row_shard[fresh]])
-        peer_top = self.peer_top.get(peer)
-        if peer_top is None or self.peer_top_incarnation[peer] != delta.incarnation:
-            peer_top = self.peer_top[peer] = np.zeros_like(self.vv)
-            self.peer_top_incarnation[peer] = delta.incarnation
+        peer_top = self._peer_top(peer, delta.incarnation)
+        if peer_top is None:
+            peer_top = np.zeros_like(self.vv)
+            self.peer_top[peer] = (delta.incarnation, peer_top)
         seen_inc, seen_sv = self._seen(peer)
         c = self.caches
         newer, wait, changed = kernels.apply(
@@ -509,6 +508,11 @@ class ShardGroup:
             self.waiting[row] = bool(stash)
         self.shard_version += changed
         return delta.keys[newer], delta.versions[newer]
+
+    def _peer_top(self, peer: int, incarnation: int) -> np.ndarray | None:
+        """The tops of the peer's answers in `incarnation`; None if none came in it (or only in an earlier one)."""
+        inc, tops = self.peer_top.get(peer, (None, None))
+        return tops if inc == incarnation else None
 
     def _seen(self, peer: int) -> tuple[np.ndarray, np.ndarray]:
         """Per shard, (incarnation, shard version) of the peer's latest merged uncapped answer (-1: none)."""
@@ -553,9 +557,7 @@ class ShardGroup:
         compared where nothing held is newer than the base.
         """
         rows, pulls = self._held(pulls)
-        peer_top = self.peer_top.get(requester)
-        if peer_top is not None and self.peer_top_incarnation[requester] != pulls.incarnation:
-            peer_top = None   # claims of an earlier incarnation of the requester
+        peer_top = self._peer_top(requester, pulls.incarnation)
         p = self.promised.get(requester) or self._none_promised
         c = self.caches
         paths, base, top, sv, compared, slots, row_shard, news = kernels.answer(

@@ -143,7 +143,7 @@ def test_a_server_that_comes_back_with_less_than_it_had_is_sent_it_again(fresh_r
     servers = {0: EkkoServer(0, 0, [0], {0: 0, 1: 1}, config), 1: EkkoServer(1, 1, [0], {0: 0, 1: 1}, config)}
     write(servers[0], 200, 0.0)
     now = _sync(servers, 0.0, 40)
-    assert servers[0].digests() == servers[1].digests() and servers[0].group.peer_top[1].max() > 0
+    assert servers[0].digests() == servers[1].digests() and servers[0].group.peer_top[1][1].max() > 0
     servers[1] = EkkoServer(1, 1, [0], {0: 0, 1: 1}, config)
     servers[1].group.incarnation = 1
     write(servers[0], 200, now)
@@ -201,7 +201,7 @@ def _reference_base(replica: ShardGroup, pull, requester: int, outstanding: tupl
     """Shard 0's effective base and seen shard version, maxed over every promised answer the pull awaits."""
     base = pull.vv[0].copy()
     if requester in replica.peer_top:
-        base = np.maximum(base, replica.peer_top[requester][0])
+        base = np.maximum(base, replica.peer_top[requester][1][0])
     seen = int(pull.seen_shard_version[0]) if pull.seen_incarnation[0] == replica.incarnation else -1
     promised = replica.promised.get(requester)
     for e, pull_id in enumerate(promised.ids[:promised.n].tolist() if promised else []):
