@@ -6,7 +6,8 @@ import numpy as np
 
 import pytest
 
-from harness.floors import adjacency_floor, corpus_words, plain_score_scan, plain_triangle_count, read_floor
+from harness.floors import (adjacency_floor, corpus_words, plain_score_scan, plain_triangle_count, read_floor,
+                            resident_rows, resident_score_scan)
 from workloads.graphs import from_edges
 
 
@@ -37,6 +38,23 @@ def test_plain_score_scan_finds_the_best_inner_product(fresh_rng):
     assert plain_score_scan(corpus, query) == pytest.approx(exact, rel=1e-5)
     with pytest.raises(ValueError, match="fp32"):
         plain_score_scan(corpus.astype(np.float16), query)
+
+
+def test_resident_score_scan_does_one_plain_scans_arithmetic_over_cached_rows(fresh_rng):
+    corpus = fresh_rng.standard_normal((40_000 + int(fresh_rng.integers(5000)), 64)).astype(np.float32)
+    queries = fresh_rng.standard_normal((6, 64)).astype(np.float32)
+    rows, passes = resident_rows(corpus)
+    assert np.array_equal(rows, corpus[:len(rows)]) and len(rows) % 1024 == 0
+    assert passes * len(rows) >= len(corpus) > (passes - 1) * len(rows)   # one scan's multiply-adds, rounded up
+    # pass p scores against query p mod 4: with three passes, the fourth query and beyond are never used
+    exact = (rows.astype(np.float64) @ queries[:min(passes, 4)].astype(np.float64).T).max()
+    assert passes == 3 and resident_score_scan(rows, queries, passes) == pytest.approx(exact, rel=1e-5)
+    several = (rows.astype(np.float64) @ queries[:4].astype(np.float64).T).max()
+    assert resident_score_scan(rows, queries, 9) == pytest.approx(several, rel=1e-5)
+    with pytest.raises(ValueError, match="at least"):
+        resident_rows(corpus[:1000])
+    with pytest.raises(ValueError, match="whole blocks"):
+        resident_score_scan(rows[:1000], queries, passes)
 
 
 def test_plain_triangle_count_counts_each_triangle_once(fresh_rng):
