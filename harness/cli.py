@@ -376,7 +376,7 @@ def gate(reference: Path, threshold: float | None, write_ref: bool) -> None:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     for f in figures:
-        for exp_id in (f.numerator, f.denominator):
+        for exp_id in (f.numerator, *f.denominators):
             ok, why = devices.can_run(registry.get(exp_id).backend, registry.get(exp_id).requires)
             if not ok:
                 raise UserError(f"gated figure {f.name}: {exp_id} cannot run here: {why}")

@@ -38,6 +38,7 @@ import math
 import os
 import statistics
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -216,11 +217,16 @@ class GateFigure:
     alone says nothing of how far another kind's lies from it (the read floor's figure was
     1.24 on one CPU and 0.44 on another, before the floor was fixed), so such a figure is
     measured and shown on other CPUs, and not judged (`reference` None).
+
+    With several denominators the figure divides by their geometric mean.  FAERY-CPU is gated
+    over a memory-bound floor and a compute-bound one: on a shared VM the bandwidth a guest gets
+    and the speed of its cores move independently, each moves FAERY-CPU part of the way, and
+    over either floor alone the ratio moves the rest (ci/README.md).
     """
 
     name: str
-    numerator: str      # experiment id
-    denominator: str    # experiment id
+    numerator: str                   # experiment id
+    denominators: tuple[str, ...]    # experiment ids
     reference: float | None
     reference_cpu: str = ""      # the CPU kind `reference` was measured on
     ratios: Mapping[str, float] = field(default_factory=dict)   # every CPU kind's reference
@@ -253,9 +259,12 @@ def load_reference(path: str | os.PathLike, cpu: str | None = None) -> tuple[lis
     for i, f in enumerate(doc.get("figures", [])):
         if not isinstance(f, dict):
             raise ValueError(f"{path}: figure #{i} is not an object")
-        for key in ("name", "numerator", "denominator"):
+        for key in ("name", "numerator"):
             if not isinstance(f.get(key), str):
                 raise ValueError(f"{path}: figure #{i} lacks the text field {key!r}")
+        denominators = [f.get("denominator")] if isinstance(f.get("denominator"), str) else f.get("denominator")
+        if not (isinstance(denominators, list) and denominators and all(isinstance(d, str) for d in denominators)):
+            raise ValueError(f"{path}: figure #{i}: \"denominator\" must be an experiment id or a list of them")
         ratios = f.get("ratios", {})
         if not isinstance(ratios, dict):
             raise ValueError(f"{path}: figure {f['name']!r}: \"ratios\" must map CPU kinds to ratios")
@@ -267,7 +276,7 @@ def load_reference(path: str | os.PathLike, cpu: str | None = None) -> tuple[lis
             reference_cpu = cpu
         else:   # the highest of two kinds or more; one other kind's ratio does not bound this CPU's
             reference_cpu = max(ratios, key=ratios.get) if len(ratios) >= 2 else ""
-        figures.append(GateFigure(f["name"], f["numerator"], f["denominator"], ratios.get(reference_cpu),
+        figures.append(GateFigure(f["name"], f["numerator"], tuple(denominators), ratios.get(reference_cpu),
                                   reference_cpu, dict(ratios)))
     if not figures:
         raise ValueError(f"{path}: lists no gated figures")
@@ -288,8 +297,8 @@ def measure_ratios(figures: list[GateFigure], setups: int = 9, pairs: int = 9,
                    min_time_s: float = 0.25) -> dict[str, float]:
     """Each figure's ratio: the median over `setups` trial setups of the median of interleaved pairs.
 
-    Within a setup the two sides are timed back to back, pair after pair, so a slow drift in
-    the machine's load falls on both.  What stays fixed within one setup moves between setups:
+    Within a setup the sides (numerator, then each denominator) are timed back to back, round
+    after round, so a slow drift in the machine's load falls on all of them.  What stays fixed within one setup moves between setups:
     where the data lands in memory, and what a neighbour on a shared machine holds in the
     last-level cache.  On a 2-core cloud VM one setup's ratio sat up to 30% from another's of
     the same code, so each setup loads fresh copies of the data and builds both sides anew,
@@ -297,19 +306,22 @@ def measure_ratios(figures: list[GateFigure], setups: int = 9, pairs: int = 9,
     """
     out = {}
     for f in figures:
-        numerator, denominator = registry.get(f.numerator), registry.get(f.denominator)
+        numerator, denominators = registry.get(f.numerator), [registry.get(d) for d in f.denominators]
         per_setup = []
         for _ in range(setups):
-            data = fresh_workload(numerator.workload)  # one copy for both sides: they read the same bytes
-            other = data if denominator.workload == numerator.workload else fresh_workload(denominator.workload)
-            with open_trial(numerator, data) as num, open_trial(denominator, other) as den:
-                for side in (num, den):
+            data = fresh_workload(numerator.workload)  # one copy for every side: they read the same bytes
+            with ExitStack() as stack:
+                num, *dens = [stack.enter_context(open_trial(exp, data if exp.workload == numerator.workload
+                                                             else fresh_workload(exp.workload)))
+                              for exp in (numerator, *denominators)]
+                for side in (num, *dens):
                     _, result = side.timed_call()  # warm-up: compilation and caches stay out of the ratio
                     side.check(result)  # a fast wrong answer must not pass the gate
                 ratios: list[float] = []
                 began = time.perf_counter()
                 while len(ratios) < pairs or time.perf_counter() - began < min_time_s:
-                    ratios.append(num.timed_call()[0] / den.timed_call()[0])
+                    time_num = num.timed_call()[0]
+                    ratios.append(time_num / statistics.geometric_mean(den.timed_call()[0] for den in dens))
             per_setup.append(statistics.median(ratios))
         out[f.name] = statistics.median(per_setup)
     return out
@@ -354,7 +366,8 @@ def write_reference(path: str | os.PathLike, figures: list[GateFigure], ratios: 
         old_provenance = {}
     doc = {"threshold": threshold,
            "provenance": {**(old_provenance if isinstance(old_provenance, dict) else {}), cpu: provenance},
-           "figures": [{"name": f.name, "numerator": f.numerator, "denominator": f.denominator,
+           "figures": [{"name": f.name, "numerator": f.numerator,
+                        "denominator": f.denominators[0] if len(f.denominators) == 1 else list(f.denominators),
                         "ratios": {**f.ratios, cpu: round(ratios[f.name], 4)}} for f in figures]}
     tmp = Path(str(path) + ".tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n")
