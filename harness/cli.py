@@ -397,13 +397,14 @@ def gate(reference: Path, threshold: float | None, write_ref: bool) -> None:
                    "quiet machine adds this CPU's", err=True)
     results = cmp.run_gate(figures, threshold, on_remeasure=lambda suspects: click.echo(
         f"re-measuring {len(suspects)} figure(s) over their limit, to tell a regression from a burst of load"))
+    width = max(len(r.figure.name) for r in results)
     for r in results:
         if r.figure.reference is None:
             ref, status = "no reference for this CPU", "not judged"
         else:
             ref = f"reference {r.figure.reference:.3f}, limit {r.limit:.3f}"
             status = click.style("REGRESSED", fg="red") if r.regressed else click.style("ok", fg="green")
-        click.echo(f"{r.figure.name:<44} ratio {r.ratio:.3f} ({ref})  {status}")
+        click.echo(f"{r.figure.name:<{width}}  ratio {r.ratio:.3f} ({ref})  {status}")
     if any(r.regressed for r in results):
         click.echo(f"recmine: gate failed: {sum(r.regressed for r in results)} figure(s) regressed beyond "
                    f"{threshold}× their reference", err=True)
