@@ -295,14 +295,14 @@ def check_threshold(value: Any, where: str) -> float:
 
 def measure_ratios(figures: list[GateFigure], setups: int = 9, pairs: int = 9,
                    min_time_s: float = 0.25) -> dict[str, float]:
-    """Each figure's ratio: the median over `setups` trial setups of the median of interleaved pairs.
+    """Each figure's ratio: the median over `setups` trial setups of the median of interleaved rounds.
 
     Within a setup the sides (numerator, then each denominator) are timed back to back, round
-    after round, so a slow drift in the machine's load falls on all of them.  What stays fixed within one setup moves between setups:
-    where the data lands in memory, and what a neighbour on a shared machine holds in the
-    last-level cache.  On a 2-core cloud VM one setup's ratio sat up to 30% from another's of
-    the same code, so each setup loads fresh copies of the data and builds both sides anew,
-    and the median of the setups is the figure.
+    after round, so a slow drift in the machine's load falls on all of them.  What stays fixed
+    within one setup moves between setups: where the data lands in memory, and what a neighbour
+    on a shared machine holds in the last-level cache.  On a 2-core cloud VM one setup's ratio
+    sat up to 30% from another's of the same code, so each setup loads fresh copies of the data
+    and builds every side anew, and the median of the setups is the figure.
     """
     out = {}
     for f in figures:

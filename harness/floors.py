@@ -1,10 +1,11 @@
 """Machine floors measured in the same run as the kernels they bound.
 
 A floor is the least time this machine needs for work a kernel cannot avoid (the bytes
-it must read, or the arithmetic it must do), measured with a plain numba loop over the same data.  Dividing a kernel's
-time by its floor gives a figure that holds across x86-64 CPUs: both sides are
-numba code over the same bytes, so a faster or slower CPU, a different cache size or
-a different BLAS kernel moves both.  The regression gate uses these ratios.
+it must read, or the arithmetic it must do), measured with a plain numba loop over the
+same data.  Dividing a kernel's time by its floor gives a figure that holds across x86-64
+CPUs: both sides are numba code over the same bytes, so a faster or slower CPU, a
+different cache size or a different BLAS kernel moves both.  The regression gate uses
+these ratios.
 
 - `read_floor(corpus)`: one pass over every byte of an embedding corpus (what
   exact top-K must read), XOR-folded as 8-byte words so no arithmetic hides the reads.
@@ -148,7 +149,7 @@ def plain_triangle_count(indptr: np.ndarray, indices: np.ndarray) -> int:
 
 
 _RESIDENT_BLOCKS = 16     # 16 blocks of 1024 rows, one at a time per core: 512 KiB at d = 128, within a core's L2
-_RESIDENT_QUERIES = 4     # cycled over the passes, so no pass repeats the one before (nothing to hoist)
+RESIDENT_QUERIES = 4      # cycled over the passes, so no pass repeats the one before (nothing to hoist)
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
@@ -182,8 +183,8 @@ def resident_rows(corpus: np.ndarray) -> tuple[np.ndarray, int]:
 
 def resident_score_scan(rows: np.ndarray, queries: np.ndarray, passes: int) -> float:
     """Score `rows` (see `resident_rows`) `passes` times, pass p against query p mod
-    len(queries) (at most four are used); returns the best score (fp32 sums, any order)."""
-    queries = np.ascontiguousarray(queries[:_RESIDENT_QUERIES])
+    len(queries) (the first RESIDENT_QUERIES are used); returns the best score (fp32 sums, any order)."""
+    queries = np.ascontiguousarray(queries[:RESIDENT_QUERIES])
     if (rows.dtype != np.float32 or queries.dtype != np.float32 or rows.ndim != 2 or queries.ndim != 2
             or queries.shape[1] != rows.shape[1] or len(queries) == 0 or rows.shape[0] % _ROWS_PER_BLOCK or passes < 1):
         raise ValueError(f"resident_score_scan needs fp32 rows in whole blocks of {_ROWS_PER_BLOCK}, fp32 queries "

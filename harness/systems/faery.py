@@ -284,13 +284,14 @@ def build_score_scan(data: EmbeddingSet, p: dict[str, Any]) -> Trial:
 def build_resident_scan(data: EmbeddingSet, p: dict[str, Any]) -> Trial:
     """One plain scan's multiply-adds over rows held in cache: what the cores compute with
     memory out of it, for a gate figure that a neighbour's memory traffic does not move."""
-    from harness.floors import resident_rows, resident_score_scan
+    from harness.floors import RESIDENT_QUERIES, resident_rows, resident_score_scan
 
     rows, passes = resident_rows(data.corpus)
     queries = np.ascontiguousarray(data.queries)
 
     def check(best: float) -> None:
-        used = queries[:min(passes, 4)].astype(np.float64)
+        # pass p scores query p mod RESIDENT_QUERIES, so fewer passes use fewer queries
+        used = queries[:min(passes, RESIDENT_QUERIES)].astype(np.float64)
         exact = float((rows.astype(np.float64) @ used.T).max())
         assert abs(best - exact) <= 1e-4 * max(1.0, abs(exact)), f"best score {best}, exact {exact}"
 
@@ -360,7 +361,8 @@ def build_fpga_synthesis(_data: EmbeddingSet, p: dict[str, Any]) -> Trial:
 
 BUILDERS = {"single_stream": build_single_stream, "offline": build_offline, "server": build_server,
             "phases": build_phases, "fpga_single": build_fpga_single, "fpga_sweep": build_fpga_sweep,
-            "read_floor": build_read_floor, "score_scan": build_score_scan, "resident_scan": build_resident_scan, "gemm_ceiling": build_gemm_ceiling,
+            "read_floor": build_read_floor, "score_scan": build_score_scan, "resident_scan": build_resident_scan,
+            "gemm_ceiling": build_gemm_ceiling,
             "fpga_rtl": build_fpga_rtl, "fpga_synthesis": build_fpga_synthesis}
 
 

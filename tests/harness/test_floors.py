@@ -46,7 +46,7 @@ def test_resident_score_scan_does_one_plain_scans_arithmetic_over_cached_rows(fr
     rows, passes = resident_rows(corpus)
     assert np.array_equal(rows, corpus[:len(rows)]) and len(rows) % 1024 == 0
     assert passes * len(rows) >= len(corpus) > (passes - 1) * len(rows)   # one scan's multiply-adds, rounded up
-    # pass p scores against query p mod 4: with three passes, the fourth query and beyond are never used
+    # pass p scores against query p mod RESIDENT_QUERIES (4): with three passes, the fourth and beyond are unused
     exact = (rows.astype(np.float64) @ queries[:min(passes, 4)].astype(np.float64).T).max()
     assert passes == 3 and resident_score_scan(rows, queries, passes) == pytest.approx(exact, rel=1e-5)
     several = (rows.astype(np.float64) @ queries[:4].astype(np.float64).T).max()

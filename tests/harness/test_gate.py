@@ -70,7 +70,8 @@ def test_a_figure_over_several_floors_divides_by_their_geometric_mean(tmp_path, 
     monkeypatch.setattr(compare.registry, "get", lambda name: SimpleNamespace(name=name, workload="w"))
     monkeypatch.setattr(compare, "fresh_workload", lambda name: None)
     monkeypatch.setattr(compare, "open_trial", lambda exp, data: nullcontext(Side(exp.name)))
-    assert compare.measure_ratios([figure], setups=2, pairs=2, min_time_s=0) == {"x": pytest.approx(1.5)}  # 6 / sqrt(2 x 8)
+    ratios = compare.measure_ratios([figure], setups=2, pairs=2, min_time_s=0)
+    assert ratios == {"x": pytest.approx(1.5)}  # 6 / sqrt(2 x 8)
     compare.write_reference(path, [figure], {"x": 1.5}, 1.25, "a CPU", {})
     assert json.loads(path.read_text())["figures"][0]["denominator"] == ["memory", "compute"]
     for bad in ([], [1], 7):
@@ -82,7 +83,8 @@ def test_a_figure_over_several_floors_divides_by_their_geometric_mean(tmp_path, 
 def test_the_shipped_reference_is_valid_and_gates_only_like_for_like():
     figures, threshold = compare.load_reference(REFERENCE)
     assert threshold > 1 and all(f.ratios for f in figures)   # each recorded on some CPU kind (this one may have none)
-    plain_numba = {"read-floor", "score-scan", "resident-scan", "adjacency-floor", "plain-triangles"}  # harness.floors' kernels
+    # harness.floors' kernels
+    plain_numba = {"read-floor", "score-scan", "resident-scan", "adjacency-floor", "plain-triangles"}
     for f in figures:  # a numba kernel over plain numba kernels: never a BLAS call against a numba kernel
         assert f.numerator.split("/")[2] == "cpu" and f.denominators
         for denominator in f.denominators:
