@@ -4,7 +4,7 @@
 work would be, and the gate's own `run_gate` measures the figures of ci/reference.json whose
 numerator is FAERY-CPU.  A figure with no reference for this CPU kind is first measured
 unplanted, and that ratio is its reference for this check.  Exit 0 when every one of them
-regressed (the gate caught the plant), 1 otherwise.
+regressed (the gate caught the plant), 1 otherwise, 2 when the reference gates no FAERY-CPU figure.
 
     .venv/bin/python ci/planted_gate.py [--factor 2.0]
 """
@@ -46,13 +46,16 @@ def main() -> int:
         parser.error(f"--factor must be above 1, not {factor}")
     figures, threshold = compare.load_reference(REFERENCE)
     faery = [f for f in figures if f.numerator.startswith("faery/faery/cpu/")]
+    if not faery:
+        print(f"planted gate: {REFERENCE} gates no FAERY-CPU figure: nothing to plant in", file=sys.stderr)
+        return 2
     unrecorded = [f for f in faery if f.reference is None]
     if unrecorded:
         print(f"planted gate: no reference on this CPU for {'; '.join(f.name for f in unrecorded)}: "
               "measuring unplanted first, as this check's reference", file=sys.stderr)
         unplanted = compare.measure_ratios(unrecorded)
-        faery = [f if f.reference is not None else replace(f, reference=unplanted[f.name], reference_cpu="unplanted")
-                 for f in faery]
+        faery = [f if f.reference is not None
+                 else replace(f, reference=unplanted[f.name], reference_cpu="this run, unplanted") for f in faery]
     plant(factor)
     results = compare.run_gate(faery, threshold)
     for r in results:

@@ -27,8 +27,8 @@ two runs of one commit minutes apart differ by more than their own spreads sugge
 - Modelled and simulated figures are deterministic: any change of MIN_EFFECT or more counts.
 
 The gate checks ratios, not times: each gated figure divides an implementation's
-time by a reference measured in the same run on the same data, so a slower or
-busier machine moves both and the ratio stays put.
+time by a floor (or the geometric mean of several) measured in the same run on the
+same data, so a slower or busier machine moves both and the ratio stays put.
 """
 
 from __future__ import annotations
@@ -231,6 +231,11 @@ class GateFigure:
     reference_cpu: str = ""      # the CPU kind `reference` was measured on
     ratios: Mapping[str, float] = field(default_factory=dict)   # every CPU kind's reference
 
+    def __post_init__(self) -> None:
+        if isinstance(self.denominators, str) or not self.denominators:
+            raise ValueError(f"gated figure {self.name!r}: denominators must be a non-empty tuple of experiment ids, "
+                             f"not {self.denominators!r}")
+
 
 @dataclass(frozen=True)
 class GateResult:
@@ -293,7 +298,7 @@ def check_threshold(value: Any, where: str) -> float:
     return float(value)
 
 
-def measure_ratios(figures: list[GateFigure], setups: int = 9, pairs: int = 9,
+def measure_ratios(figures: list[GateFigure], setups: int = 9, min_rounds: int = 9,
                    min_time_s: float = 0.25) -> dict[str, float]:
     """Each figure's ratio: the median over `setups` trial setups of the median of interleaved rounds.
 
@@ -319,7 +324,7 @@ def measure_ratios(figures: list[GateFigure], setups: int = 9, pairs: int = 9,
                     side.check(result)  # a fast wrong answer must not pass the gate
                 ratios: list[float] = []
                 began = time.perf_counter()
-                while len(ratios) < pairs or time.perf_counter() - began < min_time_s:
+                while len(ratios) < min_rounds or time.perf_counter() - began < min_time_s:
                     time_num = num.timed_call()[0]
                     ratios.append(time_num / statistics.geometric_mean(den.timed_call()[0] for den in dens))
             per_setup.append(statistics.median(ratios))

@@ -268,8 +268,8 @@ def build_read_floor(data: EmbeddingSet, p: dict[str, Any]) -> Trial:
 
 
 def build_score_scan(data: EmbeddingSet, p: dict[str, Any]) -> Trial:
-    """Exact top-K's arithmetic in the simplest numba loop: the gate divides FAERY-CPU by it,
-    a ratio that moves less with the CPU than one over the read floor."""
+    """Exact top-K's arithmetic in the simplest numba loop, memory-bound: one of the two floors
+    the gate divides FAERY-CPU by (with `build_resident_scan`)."""
     from harness.floors import plain_score_scan
 
     corpus, query = np.ascontiguousarray(data.corpus), np.ascontiguousarray(data.queries[0])
@@ -290,7 +290,7 @@ def build_resident_scan(data: EmbeddingSet, p: dict[str, Any]) -> Trial:
     queries = np.ascontiguousarray(data.queries)
 
     def check(best: float) -> None:
-        # pass p scores query p mod RESIDENT_QUERIES, so fewer passes use fewer queries
+        # pass p scores query p mod min(len(queries), RESIDENT_QUERIES): fewer passes use fewer queries
         used = queries[:min(passes, RESIDENT_QUERIES)].astype(np.float64)
         exact = float((rows.astype(np.float64) @ used.T).max())
         assert abs(best - exact) <= 1e-4 * max(1.0, abs(exact)), f"best score {best}, exact {exact}"

@@ -100,8 +100,8 @@ def test_gate_passes_on_its_reference_and_fails_on_a_planted_2x_slowdown(tmp_pat
 
     clock = VirtualClock()
     monkeypatch.setattr(lifecycle, "timer_for", lambda backend: clock)
-    # On the virtual clock every setup and pair reads the same ratio: one setup of three pairs is enough.
-    monkeypatch.setattr(compare, "measure_ratios", functools.partial(compare.measure_ratios, setups=1, pairs=3))
+    # On the virtual clock every setup and round reads the same ratio: one setup of three rounds is enough.
+    monkeypatch.setattr(compare, "measure_ratios", functools.partial(compare.measure_ratios, setups=1, min_rounds=3))
     ref = tmp_path / "reference.json"
     exp = "faery/{}/cpu/gaussian-100k-d128-fp32/batch=16,k=100,scenario=offline"
     ref.write_text(json.dumps({"figures": [  # the default threshold, 1.25

@@ -70,10 +70,14 @@ def test_a_figure_over_several_floors_divides_by_their_geometric_mean(tmp_path, 
     monkeypatch.setattr(compare.registry, "get", lambda name: SimpleNamespace(name=name, workload="w"))
     monkeypatch.setattr(compare, "fresh_workload", lambda name: None)
     monkeypatch.setattr(compare, "open_trial", lambda exp, data: nullcontext(Side(exp.name)))
-    ratios = compare.measure_ratios([figure], setups=2, pairs=2, min_time_s=0)
+    ratios = compare.measure_ratios([figure], setups=2, min_rounds=2, min_time_s=0)
     assert ratios == {"x": pytest.approx(1.5)}  # 6 / sqrt(2 x 8)
-    compare.write_reference(path, [figure], {"x": 1.5}, 1.25, "a CPU", {})
-    assert json.loads(path.read_text())["figures"][0]["denominator"] == ["memory", "compute"]
+    single = compare.GateFigure("y", "impl", ("memory",), None)
+    compare.write_reference(path, [figure, single], {"x": 1.5, "y": 0.5}, 1.25, "a CPU", {})
+    # a list stays a list, and one denominator is written back as the plain id an older file holds
+    assert [f["denominator"] for f in json.loads(path.read_text())["figures"]] == [["memory", "compute"], "memory"]
+    with pytest.raises(ValueError, match="non-empty tuple of experiment ids"):
+        compare.GateFigure("z", "impl", "memory", None)
     for bad in ([], [1], 7):
         path.write_text(json.dumps({"figures": [{"name": "x", "numerator": "impl", "denominator": bad}]}))
         with pytest.raises(ValueError, match=r'"denominator" must be an experiment id or a list of them'):

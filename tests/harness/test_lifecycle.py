@@ -58,7 +58,7 @@ def test_every_path_runs_under_the_experiments_threads(probe_experiment):
 
     ran_under("runner", lambda: runner.run(exp, Settings(warmup=1, min_repeats=2, min_time_s=0)))
     ran_under("gate", lambda: compare.measure_ratios(
-        [compare.GateFigure("x", exp.id, (exp.id,), None)], pairs=2, min_time_s=0))
+        [compare.GateFigure("x", exp.id, (exp.id,), None)], min_rounds=2, min_time_s=0))
 
     def asv():
         bench = type("Bench", (), {})()
