@@ -151,7 +151,7 @@ def plain_triangle_count(indptr: np.ndarray, indices: np.ndarray) -> int:
 # 16 blocks of 1024 rows, one at a time per core: 512 KiB at d = 128, within a Zen 4 core's 1 MiB L2 (on a
 # 512 KiB L2 it spills to L3, still on chip); a wider d makes the block larger
 _RESIDENT_BLOCKS = 16
-RESIDENT_QUERIES = 4      # cycled over the passes, so no pass repeats the one before (nothing to hoist)
+_RESIDENT_QUERIES = 4     # cycled over the passes, so no pass repeats the one before (nothing to hoist)
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
@@ -184,10 +184,16 @@ def resident_rows(corpus: np.ndarray) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(corpus[:rows]), -(-corpus.shape[0] // rows)
 
 
+def resident_queries(queries: np.ndarray, passes: int) -> np.ndarray:
+    """The queries `passes` passes of `resident_score_scan` score against: pass p takes the
+    (p mod m)-th of these, m = min(len(queries), passes, 4)."""
+    return np.ascontiguousarray(queries[:min(passes, _RESIDENT_QUERIES)])
+
+
 def resident_score_scan(rows: np.ndarray, queries: np.ndarray, passes: int) -> float:
-    """Score `rows` (see `resident_rows`) `passes` times, pass p against query p mod m, m =
-    min(len(queries), RESIDENT_QUERIES); returns the best score (fp32 sums, any order)."""
-    queries = np.ascontiguousarray(queries[:RESIDENT_QUERIES])
+    """Score `rows` (see `resident_rows`) `passes` times, pass p against the (p mod m)-th of
+    `resident_queries(queries, passes)`; returns the best score (fp32 sums, any order)."""
+    queries = resident_queries(queries, passes)
     if (rows.dtype != np.float32 or queries.dtype != np.float32 or rows.ndim != 2 or queries.ndim != 2
             or queries.shape[1] != rows.shape[1] or len(queries) == 0 or rows.shape[0] == 0
             or rows.shape[0] % _ROWS_PER_BLOCK or passes < 1):

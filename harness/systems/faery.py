@@ -284,14 +284,13 @@ def build_score_scan(data: EmbeddingSet, p: dict[str, Any]) -> Trial:
 def build_resident_scan(data: EmbeddingSet, p: dict[str, Any]) -> Trial:
     """One plain scan's multiply-adds over rows held in cache: what the cores compute with
     memory out of it, for a gate figure that a neighbour's memory traffic does not move."""
-    from harness.floors import RESIDENT_QUERIES, resident_rows, resident_score_scan
+    from harness.floors import resident_queries, resident_rows, resident_score_scan
 
     rows, passes = resident_rows(data.corpus)
     queries = np.ascontiguousarray(data.queries)
 
     def check(best: float) -> None:
-        # pass p scores query p mod min(len(queries), RESIDENT_QUERIES): fewer passes use fewer queries
-        used = queries[:min(passes, RESIDENT_QUERIES)].astype(np.float64)
+        used = resident_queries(queries, passes).astype(np.float64)
         exact = float((rows.astype(np.float64) @ used.T).max())
         assert abs(best - exact) <= 1e-4 * max(1.0, abs(exact)), f"best score {best}, exact {exact}"
 

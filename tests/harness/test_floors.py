@@ -52,7 +52,7 @@ def test_resident_score_scan_does_one_plain_scans_arithmetic_over_cached_rows(fr
 
     def best(used):
         return (rows.astype(np.float64) @ queries[:used].astype(np.float64).T).max()
-    # pass p scores query p mod RESIDENT_QUERIES (4): three passes use queries 0-2, nine use 0-3, never 4-5
+    # pass p scores query p mod min(passes, 4): three passes use queries 0-2, nine use 0-3, never 4-5
     assert passes == 3 and resident_score_scan(rows, queries, passes) == pytest.approx(best(3), rel=1e-5)
     assert resident_score_scan(rows, queries, 9) == pytest.approx(best(4), rel=1e-5)
     with pytest.raises(ValueError, match="at least"):
