@@ -152,12 +152,11 @@ class Summary:
     unstable: list[str] = field(default_factory=list)   # measured, but with a spread above 10% of the median
 
 
-def progress_bar(exps: "Iterable[Experiment] | int", progress: bool = True) -> Any:
-    """The experiments' progress bar on stderr (done, left, ETA); pass a count to update it by hand."""
+def progress_bar(total: int, progress: bool = True, unit: str = "experiment") -> Any:
+    """A progress bar on stderr (done, left, ETA) of `total` units, updated by hand."""
     from tqdm import tqdm
 
-    total = exps if isinstance(exps, int) else None
-    return tqdm(None if total is not None else exps, total=total, desc="experiments", unit="exp",
+    return tqdm(None, total=total, desc=unit + "s", unit=unit,
                 disable=not progress, file=sys.stderr, mininterval=0.1 if sys.stderr.isatty() else 10.0,
                 bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}")
 
@@ -183,7 +182,8 @@ def run_all(session: Session, exps: Iterable[Experiment], settings: Settings, fo
             summary.skipped[exp.id] = why
     rounds = {exp.id: settings.with_repeats(exp.repeats).setups - 1 if exp.kind == "measured" else 0
               for exp in runnable}
-    bar = progress_bar(sum(rounds.values()) + len(runnable), progress)
+    # the bar counts trial setups, not experiments: a measured one takes several, spread over the run
+    bar = progress_bar(sum(rounds.values()) + len(runnable), progress, unit="setup")
     earlier: dict[str, list[Measurement] | str] = {}  # per claimed experiment: its setups so far, or its error
     spent: dict[str, float] = {}  # per claimed experiment: wall seconds of its earlier setups
     held: list[Experiment] = []  # claimed, not yet released
