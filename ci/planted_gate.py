@@ -55,7 +55,7 @@ def main() -> int:
               "measuring unplanted first, as this check's reference", file=sys.stderr)
         unplanted = compare.measure_ratios(unrecorded)
         faery = [f if f.reference is not None
-                 else replace(f, reference=unplanted[f.name], reference_cpu="this run, unplanted") for f in faery]
+                 else replace(f, reference=unplanted[f.name]) for f in faery]
     plant(factor)
     results = compare.run_gate(faery, threshold)
     for r in results:

@@ -382,19 +382,15 @@ def gate(reference: Path, threshold: float | None, write_ref: bool) -> None:
                 raise UserError(f"gated figure {f.name}: {exp_id} cannot run here: {why}")
     if write_ref:
         cmp.write_reference(reference, figures, cmp.reference_ratios(figures), threshold, cpu,
-                            {"commit": machine.git_commit(), "load_average": round(os.getloadavg()[0], 2)})
+                            {"commit": machine.git_commit(), "load_average": round(os.getloadavg()[0], 2),
+                             "last_level_cache": machine.last_level_cache()})
         click.echo(f"wrote {reference}: the references for {cpu}")
         return
-    borrowed = sorted({f.reference_cpu for f in figures if f.reference is not None and f.reference_cpu != cpu})
-    if borrowed:
-        click.echo(f"recmine: no reference for this CPU ({cpu}): judged against the highest recorded, from "
-                   f"{'; '.join(borrowed)}, so only larger regressions show; `recmine gate --write` on a quiet "
-                   "machine adds this CPU's", err=True)
     unjudged = [f.name for f in figures if f.reference is None]
     if unjudged:
-        click.echo(f"recmine: measured but not judged on this CPU ({cpu}): {'; '.join(unjudged)}: recorded on "
-                   "one other CPU kind at most, whose ratio does not bound this one's; `recmine gate --write` on a "
-                   "quiet machine adds this CPU's", err=True)
+        click.echo(f"recmine: measured but not judged on this CPU ({cpu}): {'; '.join(unjudged)}: no reference "
+                   "for this CPU kind, and another kind's ratio does not bound this one's; `recmine gate --write` "
+                   "on a quiet machine adds this CPU's", err=True)
     results = cmp.run_gate(figures, threshold, on_remeasure=lambda suspects: click.echo(
         f"re-measuring {len(suspects)} figure(s) over their limit, to tell a regression from a burst of load"))
     width = max(len(r.figure.name) for r in results)

@@ -113,7 +113,7 @@ def test_a_figure_fails_only_when_it_is_over_its_limit_in_two_measurements_in_a_
     assert results["burst"].ratio == 1.1 and results["slower"].ratio == 1.45
 
 
-def test_each_cpu_kind_keeps_its_own_reference_and_an_unknown_one_borrows_the_highest(tmp_path):
+def test_each_cpu_kind_keeps_its_own_reference_and_an_unknown_one_is_not_judged(tmp_path):
     reference = tmp_path / "reference.json"
     figure = compare.GateFigure("x", "num", ("den",), None)
     compare.write_reference(reference, [figure], {"x": 2.0}, 1.25, "CPU A", {"commit": "c1"})
@@ -123,17 +123,9 @@ def test_each_cpu_kind_keeps_its_own_reference_and_an_unknown_one_borrows_the_hi
     assert doc["figures"][0]["ratios"] == {"CPU A": 2.0, "CPU B": 3.0}
     assert set(doc["provenance"]) == {"CPU A", "CPU B"}
     [on_a], _ = compare.load_reference(reference, cpu="CPU A")
-    [on_new], _ = compare.load_reference(reference, cpu="CPU C")
-    assert (on_a.reference, on_a.reference_cpu) == (2.0, "CPU A")
-    assert (on_new.reference, on_new.reference_cpu) == (3.0, "CPU B")
-
-
-def test_a_figure_recorded_on_one_cpu_kind_only_is_not_judged_on_another(tmp_path):
-    reference = tmp_path / "reference.json"
-    figure = compare.GateFigure("x", "num", ("den",), None)
-    compare.write_reference(reference, [figure], {"x": 2.0}, 1.25, "CPU A", {"commit": "c1"})
-    [on_a], _ = compare.load_reference(reference, cpu="CPU A")
     [on_b], _ = compare.load_reference(reference, cpu="CPU B")
-    assert on_a.reference == 2.0 and on_b.reference is None
-    [result] = compare.gate([on_b], {"x": 50.0}, 1.25)
-    assert result.limit is None and not result.regressed   # measured and shown, not judged
+    [on_new], _ = compare.load_reference(reference, cpu="CPU C")
+    assert (on_a.reference, on_b.reference, on_new.reference) == (2.0, 3.0, None)
+    # a new kind's ratio may sit above every recorded one (FAERY-CPU's: 2.62, 2.65, then 3.68)
+    [result] = compare.gate([on_new], {"x": 5.0}, 1.25)
+    assert result.limit is None and not result.regressed
