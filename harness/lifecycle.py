@@ -10,6 +10,13 @@ count, `threads=` among its parameters or every core this process may use.  Left
 alone, the two pools were sized independently and a BLAS call's threads could find
 their cores taken; one figure moved 40x between paths.  The settings are recorded
 with every result.
+
+Spinning pools: after a call, a pool's idle threads spin for a while before they sleep
+(OpenBLAS's about 0.1 s; libgomp's, numba's and Faiss's OpenMP shorter).  On a 2-core machine
+such a thread takes a core from the next kernel timed: a numba scan of 0.6 ms took 15 ms
+per call for 0.1 s after a BLAS call, so a result check (a float64 GEMM) spoiled the first
+setup of the experiment after it.  Every trial is therefore timed only once this process's
+other threads have gone to sleep (`settle_threads`).
 """
 
 from __future__ import annotations
@@ -20,7 +27,9 @@ import functools
 import os
 import signal
 import threading
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator
 
 import devices
@@ -130,11 +139,43 @@ def open_trial(exp: Experiment, data: Any = None) -> Iterator[OpenTrial]:
     data = catalog.load(exp.workload) if data is None else data
     with pinned(threads):
         trial = exp.build(data, exp.params)
+    settle_threads()  # the build's, or an earlier experiment's, spinning pools must not share the timed calls
     try:
         yield OpenTrial(exp, trial, threads, timer_for(exp.backend))
     finally:
         if trial.teardown is not None:
             trial.teardown()
+
+
+SETTLE_LIMIT_S = 0.5   # a thread that runs for longer is work of its own, not a pool's idle spin
+
+
+def settle_threads(limit_s: float = SETTLE_LIMIT_S) -> bool:
+    """Wait until no other thread of this process is running (a pool's idle threads spin before
+    they sleep), for at most `limit_s`; True once none is, False at the limit or where Linux's
+    /proc cannot tell."""
+    tasks = Path("/proc/self/task")
+    me = str(threading.get_native_id())
+    deadline = time.perf_counter() + limit_s
+    while True:
+        try:
+            running = [t for t in os.listdir(tasks) if t != me and _thread_state(tasks / t) == "R"]
+        except OSError:
+            return False
+        if not running:
+            return True
+        if time.perf_counter() >= deadline:
+            return False
+        time.sleep(0.002)
+
+
+def _thread_state(task: Path) -> str:
+    """A thread's scheduler state from /proc ("R" running, "S" asleep, ...; "" if it has gone)."""
+    try:
+        stat = (task / "stat").read_text()
+    except OSError:
+        return ""
+    return stat[stat.rindex(")") + 2:].split(" ", 1)[0]  # the name, in parentheses, may hold spaces
 
 
 INTERRUPTED_MESSAGE = b"\nrecmine: interrupted; every finished result is stored. Run the same command to resume.\n"

@@ -7,10 +7,12 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import numba
+import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
@@ -99,6 +101,47 @@ def test_run_all_spreads_each_experiments_setups_over_the_run(tmp_path, monkeypa
     assert {r["experiment_id"]: len(r["stats"]["setup_medians"]) for r in rows if r["status"] == "ok"} == \
         {e.id: 2 for e in exps}
     assert all(r["stats"]["wall_s"] > 0 for r in rows if r["status"] == "ok")  # both setups' cost, for harness.plan
+
+
+@numba.njit(nogil=True, cache=True)
+def _spin(iterations, flags):
+    """A thread's busy work outside the GIL, as a pool's idle spin is: flags[0] set at its start, flags[1] at its end."""
+    flags[0] = 1
+    x = np.uint64(88172645463325252)
+    for _ in range(iterations):  # xorshift: no closed form for the compiler to skip the loop with
+        x ^= x << np.uint64(13)
+        x ^= x >> np.uint64(7)
+        x ^= x << np.uint64(17)
+    flags[1] = 1
+    return x
+
+
+def _spinner(seconds: float) -> tuple[threading.Thread, np.ndarray]:
+    """A thread busy for about `seconds` (calibrated here), started and seen running."""
+    _spin(10, np.zeros(2, np.uint8))  # compiled before anything is timed
+    began = time.perf_counter()
+    _spin(10**7, np.zeros(2, np.uint8))
+    per_iteration = (time.perf_counter() - began) / 10**7
+    flags = np.zeros(2, np.uint8)
+    thread = threading.Thread(target=_spin, args=(max(1, int(seconds / per_iteration)), flags))
+    thread.start()
+    while not flags[0]:
+        time.sleep(0.001)
+    return thread, flags
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc to see threads' states")
+def test_trials_are_timed_only_once_the_processs_other_threads_sleep(probe_experiment):
+    """A pool's thread spinning after a call (OpenBLAS's, 0.1 s after a GEMM) took a core from the next timed kernel."""
+    thread, flags = _spinner(1.0)
+    assert not lifecycle.settle_threads(limit_s=0.05)  # it runs: the wait gives up at its limit
+    assert lifecycle.settle_threads(limit_s=60) and flags[1]  # it returned once the thread was done
+    thread.join()
+    exp, _ = probe_experiment
+    thread, flags = _spinner(0.1)
+    with lifecycle.open_trial(exp):
+        assert flags[1]  # the trial is handed over for timing only after the spin
+    thread.join()
 
 
 def test_a_bad_threads_parameter_is_refused(monkeypatch):
