@@ -15,8 +15,9 @@ Spinning pools: after a call, a pool's idle threads spin for a while before they
 (OpenBLAS's about 0.1 s; libgomp's, numba's and Faiss's OpenMP shorter).  On a 2-core machine
 such a thread takes a core from the next kernel timed: a numba scan of 0.6 ms took 15 ms
 per call for 0.1 s after a BLAS call, so a result check (a float64 GEMM) spoiled the first
-setup of the experiment after it.  Every trial is therefore timed only once this process's
-other threads have gone to sleep (`settle_threads`).
+setup of the experiment after it.  Every trial is therefore handed over for timing once this
+process's other threads have gone to sleep, or at most 0.5 s on (`settle_threads`; whether they
+had is stored with the result as `threads_settled`).
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ class OpenTrial:
     trial: Trial
     threads: Threads
     timer: Timer
+    settled: bool = True   # no other thread of the process ran when it was handed over (`settle_threads`)
 
     def pinned(self) -> contextlib.AbstractContextManager:
         return pinned(self.threads)
@@ -139,43 +141,49 @@ def open_trial(exp: Experiment, data: Any = None) -> Iterator[OpenTrial]:
     data = catalog.load(exp.workload) if data is None else data
     with pinned(threads):
         trial = exp.build(data, exp.params)
-    settle_threads()  # the build's, or an earlier experiment's, spinning pools must not share the timed calls
     try:
-        yield OpenTrial(exp, trial, threads, timer_for(exp.backend))
+        settled = settle_threads()  # the build's, or an earlier experiment's, spinning pools must not share the timing
+        yield OpenTrial(exp, trial, threads, timer_for(exp.backend), settled)
     finally:
         if trial.teardown is not None:
             trial.teardown()
 
 
 SETTLE_LIMIT_S = 0.5   # a thread that runs for longer is work of its own, not a pool's idle spin
+_working_threads: set[str] = set()   # threads that ran through a whole wait: not waited for again
 
 
-def settle_threads(limit_s: float = SETTLE_LIMIT_S) -> bool:
+def settle_threads(limit_s: float | None = None) -> bool:
     """Wait until no other thread of this process is running (a pool's idle threads spin before
-    they sleep), for at most `limit_s`; True once none is, False at the limit or where Linux's
-    /proc cannot tell."""
+    they sleep), seen twice a few milliseconds apart, for at most `limit_s` (default
+    SETTLE_LIMIT_S).  True once none runs; False at the limit, or where Linux's /proc cannot
+    tell.  A thread still running at the limit does work of its own (a Ray client's, say): it
+    is remembered and not waited for again, so it costs one wait, not one per trial."""
     tasks = Path("/proc/self/task")
-    me = str(threading.get_native_id())
-    deadline = time.perf_counter() + limit_s
+    ignored = {str(threading.get_native_id())} | _working_threads
+    deadline = time.perf_counter() + (SETTLE_LIMIT_S if limit_s is None else limit_s)
+    quiet_looks = 0
     while True:
         try:
-            running = [t for t in os.listdir(tasks) if t != me and _thread_state(tasks / t) == "R"]
+            running = {t for t in os.listdir(tasks) if t not in ignored and _thread_state(tasks / t) == "R"}
         except OSError:
             return False
-        if not running:
+        quiet_looks = 0 if running else quiet_looks + 1
+        if quiet_looks == 2:  # one look can fall between two spins of a thread that yields as it spins
             return True
         if time.perf_counter() >= deadline:
+            _working_threads.update(running)
             return False
         time.sleep(0.002)
 
 
 def _thread_state(task: Path) -> str:
-    """A thread's scheduler state from /proc ("R" running, "S" asleep, ...; "" if it has gone)."""
+    """A thread's scheduler state from /proc ("R" running, "S" asleep, ...; "" if gone or unreadable)."""
     try:
         stat = (task / "stat").read_text()
-    except OSError:
+        return stat[stat.rindex(")") + 2:].split(" ", 1)[0]  # the name, in parentheses, may hold spaces
+    except (OSError, ValueError):
         return ""
-    return stat[stat.rindex(")") + 2:].split(" ", 1)[0]  # the name, in parentheses, may hold spaces
 
 
 INTERRUPTED_MESSAGE = b"\nrecmine: interrupted; every finished result is stored. Run the same command to resume.\n"

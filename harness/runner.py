@@ -79,7 +79,8 @@ def run(exp: Experiment, settings: Settings = Settings(), check: bool = True,
         if check:
             opened.check(result)
         # The load beside every figure: a busy machine explains a slow or unstable one.
-        stats = {**stats, **opened.threads.provenance(), "load_average_1min": os.getloadavg()[0]}
+        stats = {**stats, **opened.threads.provenance(), "threads_settled": opened.settled,
+                 "load_average_1min": os.getloadavg()[0]}
     return Outcome(exp, value, samples, stats, metrics, peak, result)
 
 

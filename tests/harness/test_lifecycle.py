@@ -131,16 +131,39 @@ def _spinner(seconds: float) -> tuple[threading.Thread, np.ndarray]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc to see threads' states")
-def test_trials_are_timed_only_once_the_processs_other_threads_sleep(probe_experiment):
+def test_trials_are_timed_only_once_the_processs_other_threads_sleep(monkeypatch):
     """A pool's thread spinning after a call (OpenBLAS's, 0.1 s after a GEMM) took a core from the next timed kernel."""
-    thread, flags = _spinner(1.0)
+    monkeypatch.setattr(lifecycle, "_working_threads", set())
+    thread, flags = _spinner(0.3)
     assert not lifecycle.settle_threads(limit_s=0.05)  # it runs: the wait gives up at its limit
-    assert lifecycle.settle_threads(limit_s=60) and flags[1]  # it returned once the thread was done
     thread.join()
-    exp, _ = probe_experiment
-    thread, flags = _spinner(0.1)
-    with lifecycle.open_trial(exp):
-        assert flags[1]  # the trial is handed over for timing only after the spin
+    monkeypatch.setattr(lifecycle, "_working_threads", set())
+    thread, flags = _spinner(0.2)
+    assert lifecycle.settle_threads(limit_s=10) and flags[1]  # it returned once the thread was done
+    thread.join()
+
+    monkeypatch.setattr(lifecycle, "SETTLE_LIMIT_S", 10.0)  # generous: a loaded machine stretches the spin
+    spun = []
+
+    def build(data, params):  # a build that leaves a thread spinning, as a BLAS call does
+        spun.append(_spinner(0.1))
+        return Trial(lambda: None)
+
+    with lifecycle.open_trial(experiment("probe", "spin", "cpu", WORKLOAD, build)) as opened:
+        [(thread, flags)] = spun
+        assert flags[1] and opened.settled  # handed over for timing only after the spin
+    thread.join()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc to see threads' states")
+def test_a_thread_that_runs_through_a_wait_is_not_waited_for_again(monkeypatch):
+    """A thread doing work of its own (a Ray client's, say) costs one wait, not one per trial."""
+    monkeypatch.setattr(lifecycle, "_working_threads", set())
+    thread, flags = _spinner(2.0)
+    assert not lifecycle.settle_threads(limit_s=0.05)
+    began = time.perf_counter()
+    assert lifecycle.settle_threads(limit_s=1.5) and not flags[1]  # it still runs, and is not waited for
+    assert time.perf_counter() - began < 1.0
     thread.join()
 
 
