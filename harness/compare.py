@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from harness import machine, registry
-from harness.lifecycle import fresh_workload, open_trial, settle_threads
+from harness.lifecycle import fresh_workload, open_trial
 from harness.store import Row, Store
 
 MIN_EFFECT = 0.05          # deterministic (modelled, simulated) figures: a 5% change is a change
@@ -314,7 +314,6 @@ def measure_ratios(figures: list[GateFigure], setups: int = 9, min_rounds: int =
                 for side in (num, *dens):
                     _, result = side.timed_call()  # warm-up: compilation and caches stay out of the ratio
                     side.check(result)  # a fast wrong answer must not pass the gate
-                settle_threads()  # the checks' BLAS threads spin a while, and would share the first rounds
                 ratios: list[float] = []
                 began = time.perf_counter()
                 while len(ratios) < min_rounds or time.perf_counter() - began < min_time_s:

@@ -117,10 +117,14 @@ class OpenTrial:
             return self.timer.time(self.trial.run)
 
     def check(self, result: Any) -> None:
-        """Raise AssertionError when `result` is wrong (a fast wrong answer must never pass)."""
+        """Raise AssertionError when `result` is wrong (a fast wrong answer must never pass).
+
+        A check is often a float64 GEMM, whose BLAS threads spin a while after it: the pools are
+        left settled, so a timing that follows (the gate's rounds, the next trial) has its cores."""
         if self.trial.check is not None:
             with self.pinned():
                 self.trial.check(result)
+            settle_threads()
 
 
 def fresh_workload(name: str) -> Any:
